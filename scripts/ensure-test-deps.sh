@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Makes sure the tools the test suite needs are available:
+#   - redis-server and redis-cli on PATH (tests spawn their own redis-server);
+#     installed with apt-get when missing and running as root.
+#   - the uWebSockets.js native binary loads on this platform.
+# Quiet when everything is already present. Run from anywhere.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+have_redis() {
+  command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1
+}
+
+if ! have_redis; then
+  if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "ensure-test-deps: redis-server/redis-cli not found; installing redis-server with apt-get" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    # Tests spawn their own redis-server; stop the system service if the
+    # package started one (no-op in containers without an init system).
+    service redis-server stop >/dev/null 2>&1 || true
+    if command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --now redis-server >/dev/null 2>&1 || true
+    fi
+    if ! have_redis; then
+      echo "ensure-test-deps: apt-get install redis-server finished but redis-server/redis-cli are still not on PATH" >&2
+      exit 1
+    fi
+  else
+    echo "ensure-test-deps: redis-server/redis-cli missing; run: sudo apt-get install -y redis-server" >&2
+    exit 1
+  fi
+fi
+
+if ! node -e "process.exit(require('uWebSockets.js').App.toString().includes('[native code]') ? 0 : 1)" >/dev/null 2>&1; then
+  echo "ensure-test-deps: the uWebSockets.js native binary does not load for $(node -p 'process.platform + "-" + process.arch + " abi " + process.versions.modules') (is node_modules installed? run: npm ci)" >&2
+  exit 1
+fi

@@ -1,0 +1,39 @@
+// What a verified token grants (SPEC §2). Produced only by the verifier; the
+// rest of the code never sees a raw JWT payload.
+
+export const ROLES = ['admin', 'tunnel'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Claims {
+  /** `sub`, or `user_id` when `sub` is absent. */
+  user: string;
+  /** `device_id`; absent means the server picks a random id per connection. */
+  device?: string;
+  /** Expiry, epoch seconds; absent only when JWT_REQUIRE_EXP=false. */
+  exp?: number;
+  /** Known roles only; unknown role strings are ignored. */
+  roles: ReadonlySet<Role>;
+  /** Room patterns (`*` wildcard at the end); undefined means any room. */
+  rooms?: readonly string[];
+  /** The tunnel path a `tunnel` token may serve. */
+  pathId?: string;
+}
+
+export type AuthFailure = 'token_missing' | 'token_invalid' | 'token_expired';
+
+export type VerifyResult = { ok: true; claims: Claims } | { ok: false; reason: Exclude<AuthFailure, 'token_missing'>; detail: string };
+
+/** Verifies app, admin and tunnel tokens. Implementations pin algorithms to the key type. */
+export interface TokenVerifier {
+  verify(token: string): Promise<VerifyResult>;
+  close?(): void;
+}
+
+/** Whether `room` matches one of the token's patterns (exact, or prefix before a trailing `*`). */
+export function roomAllowed(patterns: readonly string[] | undefined, room: string): boolean {
+  if (patterns === undefined) return true;
+  for (const pattern of patterns) {
+    if (pattern.endsWith('*') ? room.startsWith(pattern.slice(0, -1)) : room === pattern) return true;
+  }
+  return false;
+}

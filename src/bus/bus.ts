@@ -1,0 +1,38 @@
+// The cluster bus: publish/subscribe between nodes (SPEC: "nodes share nothing
+// but Redis"). Implementations: memory-bus.ts (one process; the default and
+// what unit tests use) and, for a cluster, a Redis one.
+//
+// Guarantees every implementation keeps:
+// - at-most-once: a message is delivered to each subscribed node once or not
+//   at all (Redis pub/sub semantics); nothing is stored for absent nodes;
+// - per-publisher order: messages one node publishes to one channel arrive at
+//   every subscriber in the order they were published;
+// - a node receives its own publishes on channels it subscribes to (the
+//   health probe relies on it; the router drops its own envelopes);
+// - `publish` resolves with the number of subscribed nodes, this node
+//   included when it subscribes the channel — the router derives "handed to
+//   the recipient's node" (ack) or `peer_offline` from it.
+
+export type BusHandler = (message: string) => void;
+
+export interface Bus {
+  readonly kind: 'memory' | 'redis';
+  /** Subscribes this node to `channel`; resolves once messages published afterwards will arrive. One handler per channel. */
+  subscribe(channel: string, handler: BusHandler): Promise<void>;
+  unsubscribe(channel: string): Promise<void>;
+  /** Resolves with the number of nodes subscribed to `channel` (this one included); rejects when the bus is down. */
+  publish(channel: string, message: string): Promise<number>;
+  /** Whether the bus looks usable right now (connection state); the health check adds a round-trip probe. */
+  isUp(): boolean;
+  close(): Promise<void>;
+}
+
+/** Channel names. Ids may contain ':', so the device channel joins user and device with '/', which ids cannot contain. */
+export const channels = {
+  user: (user: string) => `u:${user}`,
+  device: (user: string, device: string) => `d:${user}/${device}`,
+  room: (room: string) => `r:${room}`,
+  presence: (user: string) => `p:${user}`,
+  node: (node: string) => `n:${node}`,
+  broadcast: () => 'all',
+};

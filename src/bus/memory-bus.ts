@@ -1,0 +1,72 @@
+// In-process bus. A MemoryBroker stands where Redis would: every MemoryBus
+// attached to the same broker is one "node", so cluster logic can be tested
+// in one process without Redis. Delivery is synchronous, which keeps the
+// per-publisher order trivially.
+import type { Bus, BusHandler } from './bus';
+
+export class MemoryBroker {
+  private readonly subscribers = new Map<string, Set<MemoryBus>>();
+
+  attach(channel: string, bus: MemoryBus): void {
+    let set = this.subscribers.get(channel);
+    if (set === undefined) this.subscribers.set(channel, (set = new Set()));
+    set.add(bus);
+  }
+
+  detach(channel: string, bus: MemoryBus): void {
+    const set = this.subscribers.get(channel);
+    if (set === undefined) return;
+    set.delete(bus);
+    if (set.size === 0) this.subscribers.delete(channel);
+  }
+
+  deliver(channel: string, message: string): number {
+    const set = this.subscribers.get(channel);
+    if (set === undefined) return 0;
+    // Copy: a handler may subscribe or unsubscribe while we iterate.
+    const targets = [...set];
+    for (const bus of targets) bus.receive(channel, message);
+    return targets.length;
+  }
+}
+
+export class MemoryBus implements Bus {
+  readonly kind = 'memory';
+  private readonly handlers = new Map<string, BusHandler>();
+  private closed = false;
+
+  constructor(private readonly broker: MemoryBroker = new MemoryBroker()) {}
+
+  subscribe(channel: string, handler: BusHandler): Promise<void> {
+    this.handlers.set(channel, handler);
+    this.broker.attach(channel, this);
+    return Promise.resolve();
+  }
+
+  unsubscribe(channel: string): Promise<void> {
+    this.handlers.delete(channel);
+    this.broker.detach(channel, this);
+    return Promise.resolve();
+  }
+
+  publish(channel: string, message: string): Promise<number> {
+    if (this.closed) return Promise.reject(new Error('bus closed'));
+    return Promise.resolve(this.broker.deliver(channel, message));
+  }
+
+  /** Called by the broker. */
+  receive(channel: string, message: string): void {
+    this.handlers.get(channel)?.(message);
+  }
+
+  isUp(): boolean {
+    return !this.closed;
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    for (const channel of this.handlers.keys()) this.broker.detach(channel, this);
+    this.handlers.clear();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// `switchboard <command>`: serve, token, check-config.
+import { checkConfigCommand } from './check-config';
+import { serveCommand } from './serve';
+import { tokenCommand } from './token';
+
+const USAGE = `usage: switchboard <command> [options]
+
+commands:
+  serve [--dev] [--port N ...]   run a node (every env variable has a --flag form: MAX_PAYLOAD_BYTES → --max-payload-bytes)
+  token --user U [--device D] [--roles admin,tunnel] [--rooms 'lobby,team-*'] [--ttl S]
+  token --admin [--user U] [--ttl S]
+  token --tunnel PATH_ID [--user U] [--ttl S]
+                                 mint a token with the configured key (JWT_SECRET or JWT_PRIVATE_KEY)
+  check-config                   print the effective configuration (secrets redacted); exit 2 on bad values
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serveCommand(rest);
+    case 'token':
+      return tokenCommand(rest);
+    case 'check-config':
+      return checkConfigCommand(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`switchboard: unknown command "${command}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // serve keeps running until a signal; the other commands exit with their code.
+    if (code >= 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`switchboard: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,57 @@
+// `switchboard token`: mint app, admin and tunnel tokens with the configured
+// signing key, for tests, the demo and sidecars (TELEPHONE_TOKEN).
+import { parseArgs } from 'node:util';
+import { signerFromConfig } from '../auth/token-signer';
+import { ConfigError, loadConfig } from '../config/load';
+import { isValidName } from '../protocol/app-codec';
+import { ROLES, type Role } from '../auth/claims';
+
+export function tokenCommand(args: string[]): number {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      user: { type: 'string' },
+      device: { type: 'string' },
+      roles: { type: 'string' },
+      rooms: { type: 'string' },
+      ttl: { type: 'string', default: '3600' },
+      admin: { type: 'boolean' },
+      tunnel: { type: 'string' },
+    },
+  });
+  const fail = (message: string) => {
+    process.stderr.write(`switchboard token: ${message}\n`);
+    return 2;
+  };
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) process.stderr.write(`${problem}\n`);
+    return 2;
+  }
+  const signer = signerFromConfig(config);
+  if (signer === undefined) return fail('no signing key: set JWT_SECRET or JWT_PRIVATE_KEY');
+  if (!/^\d+$/.test(values.ttl) || Number(values.ttl) < 1) return fail('--ttl must be a positive number of seconds');
+  const ttlS = Number(values.ttl);
+
+  if (values.tunnel !== undefined) {
+    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(values.tunnel)) return fail('--tunnel must be 1-128 chars [A-Za-z0-9_.-]');
+    process.stdout.write(`${signer.signTunnel({ pathId: values.tunnel, user: values.user ?? `tunnel-${values.tunnel}`, ttlS })}\n`);
+    return 0;
+  }
+  const user = values.user ?? (values.admin === true ? 'admin' : undefined);
+  if (user === undefined || !isValidName(user)) return fail('--user must be 1-128 chars [A-Za-z0-9_.:@-]');
+  if (values.device !== undefined && !isValidName(values.device)) return fail('--device must be 1-128 chars [A-Za-z0-9_.:@-]');
+  const roles = new Set<Role>(values.admin === true ? ['admin'] : []);
+  for (const role of (values.roles ?? '').split(',').filter((r) => r !== '')) {
+    if (!(ROLES as readonly string[]).includes(role)) return fail(`unknown role "${role}" (known: ${ROLES.join(', ')})`);
+    roles.add(role as Role);
+  }
+  const rooms = values.rooms?.split(',').filter((r) => r !== '');
+  if (rooms?.some((r) => !/^[A-Za-z0-9_.:@-]{1,128}\*?$|^\*$/.test(r))) return fail('--rooms holds an invalid room pattern');
+  process.stdout.write(`${signer.signApp({ user, device: values.device, roles: [...roles], rooms, ttlS })}\n`);
+  return 0;
+}

@@ -1,0 +1,109 @@
+// The back-end HTTP API (SPEC §4): server-side publish and presence queries,
+// for callers holding a token with the `admin` role.
+import type { TokenVerifier } from '../auth/claims';
+import { audit } from '../log/audit';
+import type { Logger } from '../log/logger';
+import { isValidName, MAX_USERS_PER_LIST } from '../protocol/app-codec';
+import { BusUnavailableError, type EventTarget, type Router } from '../routing/router';
+import { errorReply, jsonReply, type HttpReply, type HttpRoute, type RequestInfo } from '../transport/http-types';
+
+export const MAX_PUBLISH_BODY_BYTES = 1024 * 1024;
+const EVENT_NAME = /^[A-Za-z0-9_.:@-]{1,128}$/;
+
+export interface AdminApiDeps {
+  verifier: TokenVerifier;
+  router: Router;
+  logger: Logger;
+}
+
+export function adminRoutes(deps: AdminApiDeps): HttpRoute[] {
+  return [
+    {
+      method: 'post',
+      pattern: '/v1/publish',
+      maxBodyBytes: MAX_PUBLISH_BODY_BYTES,
+      handle: async (request, body) => (await authorize(deps, request)) ?? publish(deps, body),
+    },
+    {
+      method: 'get',
+      pattern: '/v1/presence',
+      handle: async (request) => (await authorize(deps, request)) ?? presence(deps, request),
+    },
+  ];
+}
+
+/** Undefined when the caller is an admin; otherwise the 401/403 reply. */
+async function authorize(deps: AdminApiDeps, request: RequestInfo): Promise<HttpReply | undefined> {
+  const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
+  if (match?.[1] === undefined) {
+    audit(deps.logger, 'admin_auth_failed', { reason: 'token_missing', path: request.path });
+    return errorReply(401, 'unauthorized', 'an admin token is required: Authorization: Bearer <jwt>');
+  }
+  const result = await deps.verifier.verify(match[1]);
+  if (!result.ok) {
+    audit(deps.logger, 'admin_auth_failed', { reason: result.reason, path: request.path });
+    return errorReply(401, 'unauthorized', `token rejected: ${result.reason}`);
+  }
+  if (!result.claims.roles.has('admin')) {
+    audit(deps.logger, 'admin_auth_failed', { reason: 'not_admin', user: result.claims.user, path: request.path });
+    return errorReply(403, 'forbidden', 'the token lacks the admin role');
+  }
+  return undefined;
+}
+
+type ParsedPublish = { ok: true; target: EventTarget; event: string; payload: unknown } | { ok: false; message: string };
+
+export function parsePublish(body: Buffer): ParsedPublish {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    return { ok: false, message: 'body is not valid JSON' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, message: 'body must be a JSON object' };
+  const v = value as Record<string, unknown>;
+  if (typeof v.event !== 'string' || !EVENT_NAME.test(v.event)) return { ok: false, message: '"event" must be 1-128 chars [A-Za-z0-9_.:@-]' };
+  const targets = [v.to !== undefined, v.room !== undefined, v.broadcast !== undefined].filter(Boolean).length;
+  if (targets !== 1) return { ok: false, message: 'exactly one of "to", "room" or "broadcast" is required' };
+  let target: EventTarget;
+  if (v.to !== undefined) {
+    if (!isValidName(v.to)) return { ok: false, message: '"to" must be a valid user id' };
+    if (v.device !== undefined && !isValidName(v.device)) return { ok: false, message: '"device" must be a valid device id' };
+    target = v.device === undefined ? { user: v.to } : { user: v.to, device: v.device };
+  } else if (v.room !== undefined) {
+    if (!isValidName(v.room)) return { ok: false, message: '"room" must be a valid room name' };
+    if (v.device !== undefined) return { ok: false, message: '"device" goes with "to" only' };
+    target = { room: v.room };
+  } else {
+    if (v.broadcast !== true) return { ok: false, message: '"broadcast" must be true' };
+    target = { broadcast: true };
+  }
+  return { ok: true, target, event: v.event, payload: v.payload ?? null };
+}
+
+async function publish(deps: AdminApiDeps, body: Buffer): Promise<HttpReply> {
+  const parsed = parsePublish(body);
+  if (!parsed.ok) return errorReply(400, 'bad_request', parsed.message);
+  try {
+    await deps.router.publishEvent(parsed.target, parsed.event, parsed.payload);
+  } catch (error) {
+    if (error instanceof BusUnavailableError) return errorReply(503, 'unavailable', 'the cluster bus is down; the event was not delivered everywhere');
+    throw error;
+  }
+  audit(deps.logger, 'admin_publish', { event: parsed.event, target: Object.keys(parsed.target).join(',') });
+  return jsonReply(202, { accepted: true });
+}
+
+async function presence(deps: AdminApiDeps, request: RequestInfo): Promise<HttpReply> {
+  const raw = new URLSearchParams(request.query).get('users') ?? '';
+  const users = [...new Set(raw.split(',').filter((u) => u !== ''))];
+  if (users.length === 0 || users.length > MAX_USERS_PER_LIST)
+    return errorReply(400, 'bad_request', `"users" must list 1-${MAX_USERS_PER_LIST} comma-separated user ids`);
+  if (!users.every(isValidName)) return errorReply(400, 'bad_request', '"users" holds an invalid user id');
+  try {
+    return jsonReply(200, { users: await deps.router.status(users) });
+  } catch (error) {
+    if (error instanceof BusUnavailableError) return errorReply(503, 'unavailable', 'the cluster bus is down');
+    throw error;
+  }
+}

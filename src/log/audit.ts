@@ -1,0 +1,19 @@
+// Security events as audit records: one `info` line each with `audit: true`
+// and a stable `event` name, so a log pipeline can route them by field.
+// The event names are part of the operations contract (README "Audit log").
+import type { Logger } from './logger';
+
+export const AUDIT_EVENTS = [
+  'auth_failed',
+  'rate_limit_close',
+  'takeover',
+  'admin_publish',
+  'admin_auth_failed',
+  'connection_rejected',
+] as const;
+
+export type AuditEvent = (typeof AUDIT_EVENTS)[number];
+
+export function audit(logger: Logger, event: AuditEvent, fields: Record<string, unknown> = {}): void {
+  logger.info({ audit: true, event, ...fields }, event);
+}

@@ -1,0 +1,145 @@
+// Composition root: config → dependencies → a running node. Nothing else in
+// the code constructs services or reads the environment; every dependency is
+// passed in through a constructor, so tests can run several nodes in one
+// process (sharing one MemoryBroker or one Redis).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createVerifier } from './auth/jwt-verifier';
+import type { TokenVerifier } from './auth/claims';
+import type { Bus } from './bus/bus';
+import { MemoryBus } from './bus/memory-bus';
+import type { Config } from './config/load';
+import { CLOSE } from './errors/codes';
+import { adminRoutes } from './http/admin-api';
+import { clientIpResolver } from './http/client-ip';
+import { HealthMonitor } from './http/health';
+import type { Logger } from './log/logger';
+import { Metrics } from './metrics/metrics';
+import { MemoryPresence } from './presence/memory-presence';
+import type { PresenceStore } from './presence/presence';
+import { CLIENT_FRAME_TYPES } from './protocol/app-codec';
+import { SERVER_FRAME_TYPES } from './protocol/server-frames';
+import { ConnectionLimits } from './ratelimit/connection-limits';
+import { MemoryRateLimiter, type UserRateLimiter } from './ratelimit/rate-limiter';
+import { Router } from './routing/router';
+import { appEndpoint } from './session/app-endpoint';
+import type { ClientSession } from './session/client-session';
+import { drainSessions } from './session/drain';
+import { errorReply, type HttpRoute } from './transport/http-types';
+import { assertNativeUws, UwsServer } from './transport/uws-server';
+
+export interface NodeOptions {
+  config: Config;
+  logger: Logger;
+  /** Defaults to a private in-memory bus (one node). */
+  bus?: Bus;
+  presence?: PresenceStore;
+  limiter?: UserRateLimiter;
+  verifier?: TokenVerifier;
+}
+
+export interface RunningNode {
+  readonly config: Config;
+  readonly port: number;
+  readonly metricsPort: number | undefined;
+  readonly metrics: Metrics;
+  /** SIGTERM behaviour (SPEC §6.3): not ready, draining frames and 1012 spread over DRAIN_SPREAD_MS, clean exit from the bus. */
+  shutdown(): Promise<void>;
+  /** Immediate stop for tests: every socket closed with 1001 at once. */
+  close(): Promise<void>;
+}
+
+const DEMO_PAGE = join(__dirname, '..', '..', 'public', 'demo.html');
+
+export async function startNode(options: NodeOptions): Promise<RunningNode> {
+  assertNativeUws();
+  const { config, logger } = options;
+  const metrics = new Metrics({ node: config.nodeId });
+  metrics.initFrameTypes([...CLIENT_FRAME_TYPES, 'invalid'], SERVER_FRAME_TYPES);
+  const bus = options.bus ?? new MemoryBus();
+  const presence = options.presence ?? new MemoryPresence();
+  const verifier = options.verifier ?? createVerifier(config, logger);
+  const limiter =
+    options.limiter ?? new MemoryRateLimiter({ points: config.RATE_LIMIT_POINTS, durationS: config.RATE_LIMIT_DURATION_S });
+  const router = new Router({ nodeId: config.nodeId, bus, presence, logger, metrics });
+  const sessions = new Set<ClientSession>();
+  const health = new HealthMonitor(config, bus, metrics, logger, { connections: () => sessions.size, tunnels: () => 0 });
+
+  await router.start();
+  await health.start();
+
+  const server = new UwsServer({ logger, onSlowConsumer: () => metrics.slowConsumerCloses.inc() });
+  server.websocket(
+    appEndpoint({
+      config,
+      router,
+      limiter,
+      verifier,
+      metrics,
+      logger,
+      sessions,
+      limits: new ConnectionLimits({
+        maxConnections: config.MAX_CONNECTIONS,
+        maxConnectionsPerIp: config.MAX_CONNECTIONS_PER_IP,
+        connectRatePerIp: config.CONNECT_RATE_PER_IP,
+      }),
+      clientIp: clientIpResolver(config.TRUSTED_PROXIES),
+      isDraining: () => health.isDraining,
+    }),
+  );
+  const metricsRoute: HttpRoute = {
+    method: 'get',
+    pattern: '/metrics',
+    handle: async () => ({
+      status: 200,
+      headers: { 'content-type': metrics.registry.contentType },
+      body: await metrics.registry.metrics(),
+    }),
+  };
+  for (const route of [...probeRoutes(health), metricsRoute, ...adminRoutes({ verifier, router, logger })]) server.route(route);
+  if (config.DEMO) {
+    const page = readFileSync(DEMO_PAGE);
+    server.route({ method: 'get', pattern: '/', handle: () => ({ status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: page }) });
+  }
+  server.fallback(() => errorReply(404, 'not_found', 'no such endpoint'));
+
+  const port = await server.listen(config.HOST, config.PORT);
+  let metricsServer: UwsServer | undefined;
+  let metricsPort: number | undefined;
+  if (config.METRICS_PORT !== 0) {
+    metricsServer = new UwsServer({ logger }).route(metricsRoute).fallback(() => errorReply(404, 'not_found', 'no such endpoint'));
+    metricsPort = await metricsServer.listen(config.HOST, config.METRICS_PORT);
+  }
+  logger.info({ node: config.nodeId, port, metricsPort, bus: bus.kind, version: config.version }, 'switchboard listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = async (spreadMs: number) => {
+    health.setDraining();
+    logger.info({ connections: sessions.size, spreadMs }, 'draining');
+    await drainSessions([...sessions], { spreadMs, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, close: spreadMs > 0 ? CLOSE.draining : CLOSE.going_away });
+    await router.settled();
+    health.stop();
+    server.stopListening();
+    metricsServer?.stopListening();
+    await presence.close();
+    await bus.close();
+    logger.info('stopped');
+  };
+  return {
+    config,
+    port,
+    metricsPort,
+    metrics,
+    shutdown: () => (stopping ??= stop(config.DRAIN_SPREAD_MS)),
+    close: () => (stopping ??= stop(0)),
+  };
+}
+
+function probeRoutes(health: HealthMonitor): HttpRoute[] {
+  const routes: HttpRoute[] = [];
+  for (const path of ['/health', '/healthz']) routes.push({ method: 'get', pattern: path, handle: () => health.health() });
+  for (const path of ['/ready', '/readyz']) routes.push({ method: 'get', pattern: path, handle: () => health.readiness() });
+  for (const path of ['/live', '/livez'])
+    routes.push({ method: 'get', pattern: path, handle: () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: '{"status":"alive"}' }) });
+  return routes;
+}

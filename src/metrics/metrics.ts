@@ -1,0 +1,120 @@
+// Every Prometheus metric of a node, defined in one place on a registry of its
+// own (no global registry: several nodes can run in one test process).
+// Names are kept from the design Switchboard descends from (SPEC §6.2) so that
+// existing dashboards work. No label ever carries a user, device, room or path.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly activeConnections = new Gauge({
+    name: 'signaling_active_connections',
+    help: 'App WebSocket connections open on this node',
+    registers: [this.registry],
+  });
+  readonly messagesReceived = new Counter({
+    name: 'signaling_messages_received_total',
+    help: 'App frames received, by frame type (invalid frames count as "invalid")',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  readonly messagesSent = new Counter({
+    name: 'signaling_messages_sent_total',
+    help: 'App frames sent, by frame type',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  readonly rateLimitExceeded = new Counter({
+    name: 'signaling_rate_limit_exceeded_total',
+    help: 'Frames rejected by the per-user rate limit',
+    registers: [this.registry],
+  });
+  readonly connectionDuration = new Histogram({
+    name: 'signaling_connection_duration_seconds',
+    help: 'Lifetime of app connections',
+    buckets: [1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600],
+    registers: [this.registry],
+  });
+  readonly deliverySeconds = new Histogram({
+    name: 'signaling_message_delivery_seconds',
+    help: 'Time from receiving a frame to handing it to the recipients (local) or to the bus (remote)',
+    labelNames: ['scope'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers: [this.registry],
+  });
+  readonly busMessages = new Counter({
+    name: 'signaling_bus_messages_total',
+    help: 'Messages published to (out) and received from (in) the cluster bus',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+  readonly busUp = new Gauge({
+    name: 'signaling_bus_up',
+    help: '1 when the cluster bus answers and a probe message comes back to this node, else 0',
+    registers: [this.registry],
+  });
+  readonly relayRequests = new Counter({
+    name: 'relay_requests_total',
+    help: 'Public requests relayed to tunnels, by status class (2xx, 4xx, 5xx...)',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+  readonly relayDuration = new Histogram({
+    name: 'relay_request_duration_seconds',
+    help: 'Duration of relayed public requests',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly tunnelsActive = new Gauge({
+    name: 'relay_tunnels_active',
+    help: 'Tunnel sidecars connected to this node',
+    registers: [this.registry],
+  });
+  readonly connectionsRejected = new Counter({
+    name: 'signaling_connections_rejected_total',
+    help: 'Upgrades refused or closed at connect, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly slowConsumerCloses = new Counter({
+    name: 'signaling_slow_consumer_closes_total',
+    help: 'Connections closed with 4010 because their send buffer passed MAX_BUFFERED_BYTES',
+    registers: [this.registry],
+  });
+  readonly busPublishErrors = new Counter({
+    name: 'signaling_bus_publish_errors_total',
+    help: 'Bus publishes that failed; the affected senders were told `unavailable`',
+    registers: [this.registry],
+  });
+
+  private readonly sentByType = new Map<string, Counter.Internal>();
+  private readonly receivedByType = new Map<string, Counter.Internal>();
+
+  /** Counts a sent frame; label children are cached because this runs once per delivered frame. */
+  countSent(type: string): void {
+    let child = this.sentByType.get(type);
+    if (child === undefined) this.sentByType.set(type, (child = this.messagesSent.labels(type)));
+    child.inc();
+  }
+
+  countReceived(type: string): void {
+    let child = this.receivedByType.get(type);
+    if (child === undefined) this.receivedByType.set(type, (child = this.messagesReceived.labels(type)));
+    child.inc();
+  }
+
+  constructor(labels: { node: string }) {
+    this.registry.setDefaultLabels(labels);
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Pre-creates the label sets of every known frame type so dashboards see zeros, not gaps. */
+  initFrameTypes(received: readonly string[], sent: readonly string[]): void {
+    for (const type of received) this.messagesReceived.labels(type);
+    for (const type of sent) this.messagesSent.labels(type);
+    this.deliverySeconds.labels('local');
+    this.deliverySeconds.labels('remote');
+    this.busMessages.labels('in');
+    this.busMessages.labels('out');
+  }
+}

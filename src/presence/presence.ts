@@ -1,0 +1,33 @@
+// Cluster-wide state about who is connected: user → devices (with the node
+// and session holding each), and room membership. Memory implementation in
+// memory-presence.ts; a Redis one with node leases serves a cluster.
+//
+// The store decides the presence transitions atomically (first device of a
+// user → online, last device gone → offline), so that two nodes changing the
+// same user at once cannot both or neither report the change.
+import type { Member, PresenceStatus } from '../protocol/server-frames';
+
+export interface DeviceConnection {
+  user: string;
+  device: string;
+  session: string;
+  node: string;
+}
+
+export interface AddResult {
+  /** The user had no device before this one. */
+  wentOnline: boolean;
+  /** The session that held the same (user, device) before, now replaced (SPEC §3.1, 4009). */
+  replaced?: { session: string; node: string };
+}
+
+export interface PresenceStore {
+  addDevice(conn: DeviceConnection): Promise<AddResult>;
+  /** Removes the device if `session` still holds it (a replaced session removes nothing). */
+  removeDevice(conn: DeviceConnection): Promise<{ wentOffline: boolean }>;
+  status(users: readonly string[]): Promise<Record<string, PresenceStatus>>;
+  /** Adds the member and returns every member of the room, the new one included. */
+  joinRoom(room: string, member: Member & { session: string; node: string }): Promise<Member[]>;
+  leaveRoom(room: string, session: string): Promise<void>;
+  close(): Promise<void>;
+}

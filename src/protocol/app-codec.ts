@@ -1,0 +1,127 @@
+// PURE decoder of client frames on /ws (SPEC §3). No I/O, no timers, never
+// throws: every input yields either a typed frame or a protocol error with the
+// code to send back (and the frame's `id` when it could be read).
+import type { ErrorCode } from '../errors/codes';
+
+/** Room names, user ids and device ids: 1–128 chars of [A-Za-z0-9_.:@-] (SPEC §3.3). */
+export const NAME_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
+export const MAX_USERS_PER_LIST = 100;
+const MAX_ID_LENGTH = 128;
+
+export const SIGNAL_TYPES = ['offer', 'answer', 'candidate', 'bye', 'message'] as const;
+export type SignalType = (typeof SIGNAL_TYPES)[number];
+
+export type ClientFrame =
+  | { type: SignalType; to: string; device?: string; id?: string; payload: unknown }
+  | { type: 'subscribe' | 'unsubscribe'; room: string; id?: string }
+  | { type: 'publish'; room: string; payload: unknown; id?: string }
+  | { type: 'presence' | 'watch' | 'unwatch'; users: string[]; id?: string }
+  | { type: 'ping'; id?: string }
+  | { type: 'refresh'; token: string; id?: string };
+
+export type ClientFrameType = ClientFrame['type'];
+
+export const CLIENT_FRAME_TYPES: readonly ClientFrameType[] = [
+  ...SIGNAL_TYPES,
+  'subscribe',
+  'unsubscribe',
+  'publish',
+  'presence',
+  'watch',
+  'unwatch',
+  'ping',
+  'refresh',
+];
+
+export interface DecodeError {
+  code: Extract<ErrorCode, 'bad_message' | 'unknown_type'>;
+  message: string;
+  id?: string;
+}
+
+export type DecodeResult = { ok: true; frame: ClientFrame } | { ok: false; error: DecodeError };
+
+const KNOWN_TYPES: ReadonlySet<string> = new Set(CLIENT_FRAME_TYPES);
+const SIGNALS: ReadonlySet<string> = new Set(SIGNAL_TYPES);
+
+export function isValidName(value: unknown): value is string {
+  return typeof value === 'string' && NAME_PATTERN.test(value);
+}
+
+function bad(message: string, id?: string): DecodeResult {
+  return { ok: false, error: id === undefined ? { code: 'bad_message', message } : { code: 'bad_message', message, id } };
+}
+
+/** Decodes one text frame. Binary frames are rejected before this by the session. */
+export function decodeClientFrame(text: string): DecodeResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return bad('frame is not valid JSON');
+  }
+  return decodeClientObject(value);
+}
+
+/** Validates an already-parsed JSON value as a client frame. */
+export function decodeClientObject(value: unknown): DecodeResult {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return bad('frame must be a JSON object');
+  const obj = value as Record<string, unknown>;
+
+  // The id is read first so that every later error can echo it.
+  let id: string | undefined;
+  if (obj.id !== undefined) {
+    if (typeof obj.id !== 'string' || obj.id.length < 1 || obj.id.length > MAX_ID_LENGTH)
+      return bad('"id" must be a string of 1-128 characters');
+    id = obj.id;
+  }
+  const type = obj.type;
+  if (typeof type !== 'string') return bad('"type" must be a string', id);
+  if (!KNOWN_TYPES.has(type)) {
+    const error: DecodeError = { code: 'unknown_type', message: `unknown frame type "${type.slice(0, 64)}"` };
+    if (id !== undefined) error.id = id;
+    return { ok: false, error };
+  }
+  const withId = <F extends ClientFrame>(frame: F): DecodeResult => {
+    if (id !== undefined) frame.id = id;
+    return { ok: true, frame };
+  };
+
+  if (SIGNALS.has(type)) {
+    if (!isValidName(obj.to)) return bad('"to" must be a user id of 1-128 chars [A-Za-z0-9_.:@-]', id);
+    if (obj.device !== undefined && !isValidName(obj.device))
+      return bad('"device" must be a device id of 1-128 chars [A-Za-z0-9_.:@-]', id);
+    const frame: ClientFrame = { type: type as SignalType, to: obj.to, payload: obj.payload };
+    if (obj.device !== undefined) frame.device = obj.device;
+    return withId(frame);
+  }
+
+  switch (type) {
+    case 'subscribe':
+    case 'unsubscribe':
+      if (!isValidName(obj.room)) return bad('"room" must be 1-128 chars [A-Za-z0-9_.:@-]', id);
+      return withId({ type, room: obj.room });
+    case 'publish':
+      if (!isValidName(obj.room)) return bad('"room" must be 1-128 chars [A-Za-z0-9_.:@-]', id);
+      if (!('payload' in obj)) return bad('"payload" is required', id);
+      return withId({ type, room: obj.room, payload: obj.payload });
+    case 'presence':
+    case 'watch':
+    case 'unwatch': {
+      const users = obj.users;
+      if (!Array.isArray(users) || users.length < 1 || users.length > MAX_USERS_PER_LIST)
+        return bad(`"users" must be an array of 1-${MAX_USERS_PER_LIST} user ids`, id);
+      for (const user of users) if (!isValidName(user)) return bad('"users" holds an invalid user id', id);
+      // Duplicates are harmless but would double-count against the watch limit.
+      return withId({ type, users: [...new Set(users as string[])] });
+    }
+    case 'ping':
+      return withId({ type });
+    case 'refresh':
+      if (typeof obj.token !== 'string' || obj.token.length === 0 || obj.token.length > 16384)
+        return bad('"token" must be a non-empty string', id);
+      return withId({ type, token: obj.token });
+  }
+  /* c8 ignore next */
+  return bad('unhandled type', id);
+}

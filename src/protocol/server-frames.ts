@@ -1,0 +1,81 @@
+// PURE encoders of the frames the server sends on /ws (SPEC §3). Each returns
+// the final text, so a frame meant for many recipients is encoded once and the
+// same string is handed to every socket.
+import type { ErrorCode } from '../errors/codes';
+import type { SignalType } from './app-codec';
+
+export type PresenceStatus = 'online' | 'offline';
+export interface Member {
+  user: string;
+  device: string;
+}
+
+/** Every `type` the server sends; used to pre-create metric label sets. */
+export const SERVER_FRAME_TYPES = [
+  'welcome',
+  'offer',
+  'answer',
+  'candidate',
+  'bye',
+  'message',
+  'ack',
+  'error',
+  'subscribed',
+  'unsubscribed',
+  'member_joined',
+  'member_left',
+  'presence',
+  'watching',
+  'unwatched',
+  'pong',
+  'refreshed',
+  'event',
+  'draining',
+] as const;
+export type ServerFrameType = (typeof SERVER_FRAME_TYPES)[number];
+
+const withId = <T extends object>(frame: T, id: string | undefined): T & { id?: string } =>
+  id === undefined ? frame : { ...frame, id };
+
+export const encode = {
+  welcome: (f: { user: string; device: string; session: string; node: string; heartbeatMs: number; resumed: boolean }) =>
+    JSON.stringify({
+      type: 'welcome',
+      user: f.user,
+      device: f.device,
+      session: f.session,
+      node: f.node,
+      heartbeat_ms: f.heartbeatMs,
+      resumed: f.resumed,
+    }),
+
+  /** A relayed signal; `payload` is left out when the sender gave none. */
+  signal: (type: SignalType, from: string, fromDevice: string, payload: unknown) =>
+    JSON.stringify({ type, from, from_device: fromDevice, payload }),
+
+  ack: (id: string, queued = false) => JSON.stringify(queued ? { type: 'ack', id, queued: true } : { type: 'ack', id }),
+
+  error: (code: ErrorCode, message: string, id?: string, extra?: { retry_after_ms?: number }) =>
+    JSON.stringify(withId({ type: 'error', code, message, ...extra }, id)),
+
+  subscribed: (room: string, members: Member[], id?: string) =>
+    JSON.stringify(withId({ type: 'subscribed', room, members }, id)),
+  unsubscribed: (room: string, id?: string) => JSON.stringify(withId({ type: 'unsubscribed', room }, id)),
+  memberJoined: (room: string, member: Member) =>
+    JSON.stringify({ type: 'member_joined', room, user: member.user, device: member.device }),
+  memberLeft: (room: string, member: Member) =>
+    JSON.stringify({ type: 'member_left', room, user: member.user, device: member.device }),
+  roomMessage: (room: string, from: string, fromDevice: string, payload: unknown) =>
+    JSON.stringify({ type: 'message', room, from, from_device: fromDevice, payload }),
+
+  presenceReply: (users: Record<string, PresenceStatus>, id?: string) =>
+    JSON.stringify(withId({ type: 'presence', users }, id)),
+  presenceChange: (user: string, status: PresenceStatus) => JSON.stringify({ type: 'presence', user, status }),
+  watching: (users: Record<string, PresenceStatus>, id?: string) => JSON.stringify(withId({ type: 'watching', users }, id)),
+  unwatched: (users: string[], id?: string) => JSON.stringify(withId({ type: 'unwatched', users }, id)),
+
+  pong: (ts: number, id?: string) => JSON.stringify(withId({ type: 'pong', ts }, id)),
+  refreshed: (exp: number, id?: string) => JSON.stringify(withId({ type: 'refreshed', exp }, id)),
+  event: (event: string, payload: unknown) => JSON.stringify({ type: 'event', event, payload }),
+  draining: (reconnectAfterMs: number) => JSON.stringify({ type: 'draining', reconnect_after_ms: reconnectAfterMs }),
+};

@@ -1,0 +1,385 @@
+// Who gets a message. The router keeps the node's local index (users,
+// rooms, watchers → local sessions) and reaches other nodes through the bus.
+//
+//   sender ──► Router.sendDirect ──► local sessions of the recipient (direct)
+//                    │
+//                    └──► bus.publish("u:<user>" | "d:<user>/<device>", envelope)
+//                               │
+//           other nodes subscribed to that channel (those holding a device)
+//                               └──► Router.onEnvelope ──► their local sessions
+//
+// Delivery: local recipients get the frame synchronously; remote ones once the
+// bus hands it to their node (at most once). The ack means "handed to the
+// recipient's node": a local delivery, or a publish that reached at least one
+// other node. A node ignores its own envelopes (it delivered locally already).
+// Order per (sender, recipient) holds because both paths are FIFO.
+import { channels, type Bus, type BusHandler } from '../bus/bus';
+import { CLOSE } from '../errors/codes';
+import type { Logger } from '../log/logger';
+import type { Metrics } from '../metrics/metrics';
+import type { PresenceStore } from '../presence/presence';
+import type { SignalType } from '../protocol/app-codec';
+import { decodeEnvelope, encodeEnvelope, type Envelope } from '../protocol/envelope';
+import { encode, type Member, type PresenceStatus } from '../protocol/server-frames';
+import { Subscriptions } from './subscriptions';
+
+/** A local session as the router sees it. */
+export interface Recipient {
+  readonly id: string;
+  readonly user: string;
+  readonly device: string;
+  /** Sends an encoded frame (slow consumers are closed by the transport). */
+  deliver(frame: string, type: string): void;
+  /** Closed by the server: takeover (4009). */
+  kick(close: typeof CLOSE.replaced): void;
+}
+
+export type DirectOutcome = 'delivered' | 'peer_offline' | 'unavailable';
+export type EventTarget = { user: string; device?: string } | { room: string } | { broadcast: true };
+
+/** Raised when the bus failed and the operation could not be completed cluster-wide. */
+export class BusUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super('cluster bus unavailable', { cause });
+    this.name = 'BusUnavailableError';
+  }
+}
+
+interface LocalState {
+  readonly rooms: Set<string>;
+  readonly watching: Set<string>;
+}
+
+export interface RouterDeps {
+  nodeId: string;
+  bus: Bus;
+  presence: PresenceStore;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export class Router {
+  private readonly nodeId: string;
+  private readonly bus: Bus;
+  private readonly presence: PresenceStore;
+  private readonly logger: Logger;
+  private readonly metrics: Metrics;
+  private readonly subscriptions: Subscriptions;
+
+  private readonly sessions = new Map<Recipient, LocalState>();
+  private readonly byUser = new Map<string, Set<Recipient>>();
+  private readonly byRoom = new Map<string, Set<Recipient>>();
+  private readonly watchers = new Map<string, Set<Recipient>>();
+
+  constructor(deps: RouterDeps) {
+    this.nodeId = deps.nodeId;
+    this.bus = deps.bus;
+    this.presence = deps.presence;
+    this.logger = deps.logger;
+    this.metrics = deps.metrics;
+    this.subscriptions = new Subscriptions(deps.bus, deps.logger);
+  }
+
+  /** Every node listens to broadcasts. */
+  async start(): Promise<void> {
+    await this.subscriptions.add(channels.broadcast(), this.handler(() => this.sessions.keys()));
+  }
+
+  get localSessions(): number {
+    return this.sessions.size;
+  }
+
+  recipients(): IterableIterator<Recipient> {
+    return this.sessions.keys();
+  }
+
+  // ── sessions ────────────────────────────────────────────────────────────
+
+  /** Registers a new local session: cluster-wide uniqueness of (user, device), presence, its channels. */
+  async attach(r: Recipient): Promise<void> {
+    this.sessions.set(r, { rooms: new Set(), watching: new Set() });
+    addTo(this.byUser, r.user, r);
+    const userChannel = channels.user(r.user);
+    const deviceChannel = channels.device(r.user, r.device);
+    await Promise.all([
+      this.subscriptions.add(userChannel, this.handler(() => this.byUser.get(r.user) ?? [])),
+      this.subscriptions.add(
+        deviceChannel,
+        this.handler(() => [...(this.byUser.get(r.user) ?? [])].filter((s) => s.device === r.device)),
+      ),
+    ]);
+    const added = await this.presence.addDevice({ user: r.user, device: r.device, session: r.id, node: this.nodeId });
+    // The older connection of the same device loses (SPEC §3.1). It is kicked only now that the
+    // store names the new one as holder, so its goodbye does not report the user offline.
+    for (const other of [...(this.byUser.get(r.user) ?? [])]) {
+      if (other !== r && other.device === r.device) other.kick(CLOSE.replaced);
+    }
+    if (added.replaced !== undefined && added.replaced.node !== this.nodeId) {
+      await this.publish(deviceChannel, encodeEnvelope({ k: 'kick', o: this.nodeId, s: added.replaced.session }));
+    }
+    if (added.wentOnline) await this.announcePresence(r.user, 'online');
+  }
+
+  private readonly detaching = new Set<Promise<void>>();
+
+  /** Resolves when every detach in flight has finished (shutdown waits for it: no ghost users). */
+  async settled(): Promise<void> {
+    while (this.detaching.size > 0) await Promise.all(this.detaching);
+  }
+
+  /** Removes a closed session everywhere: rooms (member_left), watches, presence. Never rejects. */
+  detach(r: Recipient): Promise<void> {
+    const detaching = this.detachNow(r).finally(() => this.detaching.delete(detaching));
+    this.detaching.add(detaching);
+    return detaching;
+  }
+
+  private async detachNow(r: Recipient): Promise<void> {
+    const state = this.sessions.get(r);
+    if (state === undefined) return;
+    this.sessions.delete(r);
+    removeFrom(this.byUser, r.user, r);
+    this.subscriptions.remove(channels.user(r.user));
+    this.subscriptions.remove(channels.device(r.user, r.device));
+    for (const user of state.watching) this.dropWatch(r, user);
+    const leaving = [...state.rooms].map((room) => this.leaveRoomNow(r, state, room));
+    try {
+      await Promise.all(leaving);
+      const removed = await this.presence.removeDevice({ user: r.user, device: r.device, session: r.id, node: this.nodeId });
+      if (removed.wentOffline) await this.announcePresence(r.user, 'offline');
+    } catch (error) {
+      // Presence is repaired by the store itself (leases expire); log and go on.
+      this.logger.warn({ err: error }, 'detach could not update cluster state');
+    }
+  }
+
+  // ── direct signaling (SPEC §3.2) ────────────────────────────────────────
+
+  async sendDirect(from: Recipient, type: SignalType, to: string, device: string | undefined, payload: unknown): Promise<DirectOutcome> {
+    const started = performance.now();
+    const frame = encode.signal(type, from.user, from.device, payload);
+    let delivered = 0;
+    for (const target of this.byUser.get(to) ?? []) {
+      if (target === from || (device !== undefined && target.device !== device)) continue;
+      target.deliver(frame, type);
+      delivered++;
+    }
+    if (delivered > 0) this.metrics.deliverySeconds.labels('local').observe((performance.now() - started) / 1000);
+    const channel = device === undefined ? channels.user(to) : channels.device(to, device);
+    const remote = await this.publishCountingOthers(channel, { k: 'dm', o: this.nodeId, s: from.id, t: type }, frame);
+    if (remote === undefined) return delivered > 0 ? 'delivered' : 'unavailable';
+    if (remote > 0) this.metrics.deliverySeconds.labels('remote').observe((performance.now() - started) / 1000);
+    return delivered + remote > 0 ? 'delivered' : 'peer_offline';
+  }
+
+  // ── rooms (SPEC §3.3) ───────────────────────────────────────────────────
+
+  isMember(r: Recipient, room: string): boolean {
+    return this.sessions.get(r)?.rooms.has(room) ?? false;
+  }
+
+  roomCount(r: Recipient): number {
+    return this.sessions.get(r)?.rooms.size ?? 0;
+  }
+
+  /** Joins; resolves with every member (the new one included). Throws BusUnavailableError (membership rolled back). */
+  async joinRoom(r: Recipient, room: string): Promise<Member[]> {
+    const state = this.sessions.get(r);
+    if (state === undefined) return [];
+    // Subscribing again is answered with the current members and announced to nobody.
+    if (state.rooms.has(room)) return this.presence.joinRoom(room, { user: r.user, device: r.device, session: r.id, node: this.nodeId });
+    // Local state first and synchronously: a publish right after subscribe must see the membership.
+    state.rooms.add(room);
+    addTo(this.byRoom, room, r);
+    const channel = channels.room(room);
+    let members: Member[];
+    try {
+      await this.subscriptions.add(channel, this.handler(() => this.byRoom.get(room) ?? []));
+      members = await this.presence.joinRoom(room, { user: r.user, device: r.device, session: r.id, node: this.nodeId });
+    } catch (error) {
+      if (state.rooms.delete(room)) {
+        removeFrom(this.byRoom, room, r);
+        this.subscriptions.remove(channel);
+      }
+      throw new BusUnavailableError(error);
+    }
+    await this.sendToRoom(r, room, encode.memberJoined(room, { user: r.user, device: r.device }), 'member_joined');
+    return members;
+  }
+
+  async leaveRoom(r: Recipient, room: string): Promise<void> {
+    const state = this.sessions.get(r);
+    if (state !== undefined && state.rooms.has(room)) await this.leaveRoomNow(r, state, room);
+  }
+
+  /** Sends a room message to every other member on every node; false when the bus failed. */
+  async publishToRoom(from: Recipient, room: string, payload: unknown): Promise<boolean> {
+    return this.sendToRoom(from, room, encode.roomMessage(room, from.user, from.device, payload), 'message');
+  }
+
+  private async leaveRoomNow(r: Recipient, state: LocalState, room: string): Promise<void> {
+    state.rooms.delete(room);
+    removeFrom(this.byRoom, room, r);
+    try {
+      await this.presence.leaveRoom(room, r.id);
+      await this.sendToRoom(r, room, encode.memberLeft(room, { user: r.user, device: r.device }), 'member_left');
+    } finally {
+      this.subscriptions.remove(channels.room(room));
+    }
+  }
+
+  private async sendToRoom(from: Recipient, room: string, frame: string, type: string): Promise<boolean> {
+    const started = performance.now();
+    for (const member of this.byRoom.get(room) ?? []) if (member !== from) member.deliver(frame, type);
+    this.metrics.deliverySeconds.labels('local').observe((performance.now() - started) / 1000);
+    const remote = await this.publishCountingOthers(channels.room(room), { k: 'room', o: this.nodeId, s: from.id, t: type }, frame);
+    return remote !== undefined;
+  }
+
+  // ── presence (SPEC §3.4) ────────────────────────────────────────────────
+
+  isWatching(r: Recipient, user: string): boolean {
+    return this.sessions.get(r)?.watching.has(user) ?? false;
+  }
+
+  watchCount(r: Recipient): number {
+    return this.sessions.get(r)?.watching.size ?? 0;
+  }
+
+  /** Starts watching; resolves with the current state of each user. Throws BusUnavailableError. */
+  async watch(r: Recipient, users: readonly string[]): Promise<Record<string, PresenceStatus>> {
+    const state = this.sessions.get(r);
+    if (state === undefined) return {};
+    const added = users.filter((u) => !state.watching.has(u));
+    for (const user of added) {
+      state.watching.add(user);
+      addTo(this.watchers, user, r);
+    }
+    try {
+      await Promise.all(
+        added.map((user) => this.subscriptions.add(channels.presence(user), this.handler(() => this.watchers.get(user) ?? []))),
+      );
+      return await this.presence.status(users);
+    } catch (error) {
+      for (const user of added) if (state.watching.has(user)) this.dropWatch(r, user);
+      throw new BusUnavailableError(error);
+    }
+  }
+
+  unwatch(r: Recipient, users: readonly string[]): void {
+    for (const user of users) this.dropWatch(r, user);
+  }
+
+  async status(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
+    try {
+      return await this.presence.status(users);
+    } catch (error) {
+      throw new BusUnavailableError(error);
+    }
+  }
+
+  private dropWatch(r: Recipient, user: string): void {
+    const state = this.sessions.get(r);
+    if (state !== undefined && !state.watching.delete(user)) return;
+    removeFrom(this.watchers, user, r);
+    this.subscriptions.remove(channels.presence(user));
+  }
+
+  private async announcePresence(user: string, status: PresenceStatus): Promise<void> {
+    const frame = encode.presenceChange(user, status);
+    for (const watcher of this.watchers.get(user) ?? []) watcher.deliver(frame, 'presence');
+    await this.publish(channels.presence(user), encodeEnvelope({ k: 'pres', o: this.nodeId }, frame));
+  }
+
+  // ── server events (SPEC §4) ─────────────────────────────────────────────
+
+  /** Delivers an `event` frame cluster-wide. Throws BusUnavailableError when the bus failed. */
+  async publishEvent(target: EventTarget, event: string, payload: unknown): Promise<void> {
+    const frame = encode.event(event, payload);
+    let local: Iterable<Recipient>;
+    let channel: string;
+    if ('broadcast' in target) {
+      local = this.sessions.keys();
+      channel = channels.broadcast();
+    } else if ('room' in target) {
+      local = this.byRoom.get(target.room) ?? [];
+      channel = channels.room(target.room);
+    } else {
+      const device = target.device;
+      const all = this.byUser.get(target.user) ?? [];
+      local = device === undefined ? all : [...all].filter((s) => s.device === device);
+      channel = device === undefined ? channels.user(target.user) : channels.device(target.user, device);
+    }
+    for (const r of local) r.deliver(frame, 'event');
+    if ((await this.publishCountingOthers(channel, { k: 'event', o: this.nodeId }, frame)) === undefined)
+      throw new BusUnavailableError(new Error('publish failed'));
+  }
+
+  // ── bus ─────────────────────────────────────────────────────────────────
+
+  /** A bus handler that delivers envelopes from other nodes to the local sessions `targets()` names. */
+  private handler(targets: () => Iterable<Recipient>): BusHandler {
+    return (message) => {
+      this.metrics.busMessages.labels('in').inc();
+      const decoded = decodeEnvelope(message);
+      if (decoded === undefined) {
+        this.logger.warn('ignored a malformed bus envelope');
+        return;
+      }
+      const { header, frame } = decoded;
+      if (header.o === this.nodeId) return;
+      switch (header.k) {
+        case 'dm':
+        case 'room':
+          for (const r of targets()) if (r.id !== header.s) r.deliver(frame, header.t);
+          return;
+        case 'event':
+          for (const r of targets()) r.deliver(frame, 'event');
+          return;
+        case 'pres':
+          for (const r of targets()) r.deliver(frame, 'presence');
+          return;
+        case 'kick':
+          for (const r of [...targets()]) if (r.id === header.s) r.kick(CLOSE.replaced);
+          return;
+      }
+    };
+  }
+
+  /** Publishes; resolves with how many OTHER nodes received it, or undefined when the bus failed. */
+  private async publishCountingOthers(channel: string, header: Envelope, frame: string): Promise<number | undefined> {
+    const selfSubscribed = this.subscriptions.has(channel);
+    try {
+      const count = await this.bus.publish(channel, encodeEnvelope(header, frame));
+      this.metrics.busMessages.labels('out').inc();
+      return Math.max(0, count - (selfSubscribed ? 1 : 0));
+    } catch (error) {
+      this.metrics.busPublishErrors.inc();
+      this.logger.warn({ err: error }, 'bus publish failed');
+      return undefined;
+    }
+  }
+
+  private async publish(channel: string, message: string): Promise<void> {
+    try {
+      await this.bus.publish(channel, message);
+      this.metrics.busMessages.labels('out').inc();
+    } catch (error) {
+      this.metrics.busPublishErrors.inc();
+      this.logger.warn({ err: error }, 'bus publish failed');
+    }
+  }
+}
+
+function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key);
+  if (set === undefined) map.set(key, (set = new Set()));
+  set.add(value);
+}
+
+function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  if (set === undefined) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
+}

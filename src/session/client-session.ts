@@ -1,0 +1,279 @@
+// One app connection on /ws (SPEC §3): reads and answers client frames. The
+// transport only writes and closes; everything the protocol says happens here
+// and in the router.
+//
+// Frame order: each frame is decoded at once, then waits for its rate-limit
+// decision; the limiter resolves in call order, so frames are handled in the
+// order they arrived.
+import { randomBytes } from 'node:crypto';
+import { roomAllowed, type Claims, type TokenVerifier } from '../auth/claims';
+import type { Config } from '../config/load';
+import { CLOSE, type Close, type ErrorCode } from '../errors/codes';
+import { audit } from '../log/audit';
+import type { Logger } from '../log/logger';
+import type { Metrics } from '../metrics/metrics';
+import { decodeClientFrame, type ClientFrame, type DecodeResult } from '../protocol/app-codec';
+import { encode } from '../protocol/server-frames';
+import type { UserRateLimiter } from '../ratelimit/rate-limiter';
+import { BusUnavailableError, type Recipient, type Router } from '../routing/router';
+import type { Connection } from '../transport/connection';
+import type { Drainable } from './drain';
+
+export interface SessionDeps {
+  config: Config;
+  router: Router;
+  limiter: UserRateLimiter;
+  verifier: TokenVerifier;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/** setTimeout's ceiling (~24.8 days); longer expiries are re-armed in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const utf8 = new TextDecoder('utf-8');
+const BINARY_REJECTED: DecodeResult = { ok: false, error: { code: 'bad_message', message: 'binary frames are not accepted; send JSON text' } };
+
+export function newSessionId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+export class ClientSession implements Recipient, Drainable {
+  readonly id: string;
+  readonly user: string;
+  readonly device: string;
+  private claims: Claims;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private strikes = 0;
+  private strikeWindowEnd = 0;
+  private closed = false;
+  private readonly openedAt = performance.now();
+  private logger: Logger | undefined;
+
+  constructor(
+    private readonly deps: SessionDeps,
+    private readonly conn: Connection,
+    claims: Claims,
+  ) {
+    this.claims = claims;
+    this.id = newSessionId();
+    this.user = claims.user;
+    // No device_id in the token: a random id per connection (SPEC §2).
+    this.device = claims.device ?? `anon-${randomBytes(6).toString('base64url')}`;
+  }
+
+  /** A child logger, made on first use: most connections never log, and each child costs memory. */
+  private get log(): Logger {
+    return (this.logger ??= this.deps.logger.child({ session: this.id, user: this.user, device: this.device }));
+  }
+
+  open(): void {
+    const { config, metrics, router } = this.deps;
+    metrics.activeConnections.inc();
+    this.send(
+      encode.welcome({
+        user: this.user,
+        device: this.device,
+        session: this.id,
+        node: config.nodeId,
+        heartbeatMs: Math.min(30_000, (config.IDLE_TIMEOUT_S * 1000) / 2),
+        resumed: false,
+      }),
+      'welcome',
+    );
+    this.armExpiry();
+    router.attach(this).catch((error: unknown) => {
+      // Local delivery works regardless; cross-node routing comes back when the bus does.
+      this.log.warn({ err: error }, 'could not register the connection cluster-wide');
+    });
+  }
+
+  onMessage(data: ArrayBuffer, isBinary: boolean): void {
+    // Decode now: uWS owns `data` only for the duration of this call.
+    const decoded = isBinary ? BINARY_REJECTED : decodeClientFrame(utf8.decode(data));
+    this.deps.metrics.countReceived(decoded.ok ? decoded.frame.type : 'invalid');
+    this.deps.limiter.consume(this.user).then(
+      (decision) => {
+        if (this.closed) return;
+        if (!decision.allowed) return this.rateLimited(decoded.ok ? decoded.frame.id : decoded.error.id, decision.retryAfterMs);
+        if (!decoded.ok) return this.sendError(decoded.error.code, decoded.error.message, decoded.error.id);
+        this.handle(decoded.frame);
+      },
+      (error: unknown) => this.log.error({ err: error }, 'rate limiter failed'),
+    );
+  }
+
+  onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.expiryTimer);
+    this.deps.metrics.activeConnections.dec();
+    this.deps.metrics.connectionDuration.observe((performance.now() - this.openedAt) / 1000);
+    void this.deps.router.detach(this);
+  }
+
+  // ── Recipient ───────────────────────────────────────────────────────────
+
+  deliver(frame: string, type: string): void {
+    if (!this.closed) this.send(frame, type);
+  }
+
+  kick(close: typeof CLOSE.replaced): void {
+    audit(this.log, 'takeover', { code: close.code });
+    this.close(close);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  notifyDraining(reconnectAfterMs: number): void {
+    // Called from a timer, outside any uWS callback: cork so the frame goes out in one write.
+    this.conn.cork(() => this.send(encode.draining(reconnectAfterMs), 'draining'));
+  }
+
+  /** Server-initiated close (drain, takeover, expiry, abuse). */
+  close(close: Close): void {
+    if (!this.closed) this.conn.close(close);
+  }
+
+  // ── frames ──────────────────────────────────────────────────────────────
+
+  private handle(frame: ClientFrame): void {
+    switch (frame.type) {
+      case 'offer':
+      case 'answer':
+      case 'candidate':
+      case 'bye':
+      case 'message':
+        this.deps.router.sendDirect(this, frame.type, frame.to, frame.device, frame.payload).then(
+          (outcome) => {
+            if (outcome === 'unavailable') this.sendError('unavailable', 'the cluster bus is down; the message was not delivered', frame.id);
+            else if (frame.id === undefined) return;
+            else if (outcome === 'delivered') this.send(encode.ack(frame.id), 'ack');
+            else this.sendError('peer_offline', `no device of "${frame.to}" is connected`, frame.id);
+          },
+          (error: unknown) => this.fail(error, frame.id),
+        );
+        return;
+      case 'subscribe':
+        return this.subscribe(frame.room, frame.id);
+      case 'unsubscribe':
+        this.deps.router.leaveRoom(this, frame.room).then(
+          () => this.send(encode.unsubscribed(frame.room, frame.id), 'unsubscribed'),
+          (error: unknown) => this.fail(error, frame.id),
+        );
+        return;
+      case 'publish':
+        if (!this.deps.router.isMember(this, frame.room))
+          return this.sendError('not_subscribed', `not a member of room "${frame.room}"; subscribe first`, frame.id);
+        this.deps.router.publishToRoom(this, frame.room, frame.payload).then(
+          (ok) => {
+            if (!ok) this.sendError('unavailable', 'the cluster bus is down; the message did not reach other nodes', frame.id);
+            else if (frame.id !== undefined) this.send(encode.ack(frame.id), 'ack');
+          },
+          (error: unknown) => this.fail(error, frame.id),
+        );
+        return;
+      case 'presence':
+        this.deps.router.status(frame.users).then(
+          (users) => this.send(encode.presenceReply(users, frame.id), 'presence'),
+          (error: unknown) => this.fail(error, frame.id),
+        );
+        return;
+      case 'watch':
+        return this.watch(frame.users, frame.id);
+      case 'unwatch':
+        this.deps.router.unwatch(this, frame.users);
+        return this.send(encode.unwatched(frame.users, frame.id), 'unwatched');
+      case 'ping':
+        return this.send(encode.pong(Date.now(), frame.id), 'pong');
+      case 'refresh':
+        return this.refresh(frame.token, frame.id);
+    }
+  }
+
+  private subscribe(room: string, id: string | undefined): void {
+    const { router, config } = this.deps;
+    if (!roomAllowed(this.claims.rooms, room)) return this.sendError('forbidden', `the token does not allow room "${room}"`, id);
+    if (!router.isMember(this, room) && router.roomCount(this) >= config.MAX_ROOMS_PER_CONNECTION)
+      return this.sendError('limit_exceeded', `at most ${config.MAX_ROOMS_PER_CONNECTION} rooms per connection`, id);
+    router.joinRoom(this, room).then(
+      (members) => this.send(encode.subscribed(room, members, id), 'subscribed'),
+      (error: unknown) => this.fail(error, id),
+    );
+  }
+
+  private watch(users: string[], id: string | undefined): void {
+    const { router, config } = this.deps;
+    const fresh = users.filter((u) => !router.isWatching(this, u)).length;
+    if (router.watchCount(this) + fresh > config.MAX_WATCHED_USERS)
+      return this.sendError('limit_exceeded', `at most ${config.MAX_WATCHED_USERS} watched users per connection`, id);
+    router.watch(this, users).then(
+      (states) => this.send(encode.watching(states, id), 'watching'),
+      (error: unknown) => this.fail(error, id),
+    );
+  }
+
+  private refresh(token: string, id: string | undefined): void {
+    this.deps.verifier.verify(token).then(
+      (result) => {
+        if (this.closed) return;
+        if (!result.ok || result.claims.user !== this.user) {
+          audit(this.log, 'auth_failed', { reason: result.ok ? 'refresh_other_user' : result.reason, phase: 'refresh' });
+          return this.sendError('token_invalid', result.ok ? 'the token is for another user' : `refresh rejected: ${result.reason}`, id);
+        }
+        this.claims = result.claims;
+        this.armExpiry();
+        this.send(encode.refreshed(result.claims.exp ?? 0, id), 'refreshed');
+      },
+      (error: unknown) => this.fail(error, id),
+    );
+  }
+
+  private rateLimited(id: string | undefined, retryAfterMs: number): void {
+    const { config, metrics } = this.deps;
+    metrics.rateLimitExceeded.inc();
+    const now = Date.now();
+    if (now >= this.strikeWindowEnd) {
+      this.strikes = 0;
+      this.strikeWindowEnd = now + retryAfterMs;
+    }
+    if (++this.strikes > config.RATE_LIMIT_STRIKES) {
+      audit(this.log, 'rate_limit_close', { strikes: this.strikes });
+      return this.close(CLOSE.rate_limited);
+    }
+    this.send(encode.error('rate_limited', `over ${config.RATE_LIMIT_POINTS} frames per ${config.RATE_LIMIT_DURATION_S}s`, id, { retry_after_ms: retryAfterMs }), 'error');
+  }
+
+  // ── helpers ─────────────────────────────────────────────────────────────
+
+  /** Closes with 4001 when the token expires without a refresh. */
+  private armExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    const exp = this.claims.exp;
+    if (exp === undefined) return;
+    const remaining = exp * 1000 - Date.now();
+    this.expiryTimer = setTimeout(
+      () => (remaining > MAX_TIMER_MS ? this.armExpiry() : this.close(CLOSE.token_expired)),
+      Math.max(0, Math.min(remaining, MAX_TIMER_MS)),
+    );
+    this.expiryTimer.unref();
+  }
+
+  private fail(error: unknown, id: string | undefined): void {
+    if (error instanceof BusUnavailableError) return this.sendError('unavailable', 'the cluster bus is down; try again', id);
+    this.log.error({ err: error }, 'frame handling failed');
+    this.sendError('unavailable', 'internal error; try again', id);
+  }
+
+  private sendError(code: ErrorCode, message: string, id: string | undefined): void {
+    this.send(encode.error(code, message, id), 'error');
+  }
+
+  private send(frame: string, type: string): void {
+    if (this.closed) return;
+    this.conn.send(frame);
+    this.deps.metrics.countSent(type);
+  }
+}

@@ -1,0 +1,61 @@
+// What the HTTP and WebSocket handlers see of a request, without uWebSockets.js:
+// plain snapshots taken synchronously (uWS request objects die at the first
+// await), and plain replies the adapter writes.
+import type { Connection } from './connection';
+
+export interface RequestInfo {
+  /** Lowercase method. */
+  method: string;
+  /** Path without the query. */
+  path: string;
+  /** Raw query string without `?` (may hold a token: never log it). */
+  query: string;
+  /** Lowercase names; repeated headers joined with ", ". */
+  headers: Readonly<Record<string, string>>;
+  /** The socket peer's address as text (used for limits only; never stored). */
+  peerAddress: string;
+}
+
+export interface HttpReply {
+  status: number;
+  headers?: Readonly<Record<string, string>>;
+  body: string | Uint8Array;
+}
+
+export type HttpHandler = (request: RequestInfo, body: Buffer) => HttpReply | Promise<HttpReply>;
+
+export interface HttpRoute {
+  method: 'get' | 'post' | 'any';
+  pattern: string;
+  /** Bodies larger than this get 413 before the handler runs (default: no body read). */
+  maxBodyBytes?: number;
+  handle: HttpHandler;
+}
+
+export type UpgradeDecision<C> = { accept: true; context: C } | { accept: false; reply: HttpReply };
+
+export interface WsHandler {
+  /** `data` is only valid during the call: copy or decode it synchronously. */
+  message(data: ArrayBuffer, isBinary: boolean): void;
+  close(code: number): void;
+}
+
+export interface WsEndpoint<C> {
+  pattern: string;
+  maxPayloadBytes: number;
+  idleTimeoutS: number;
+  maxBufferedBytes: number;
+  upgrade(request: RequestInfo): UpgradeDecision<C> | Promise<UpgradeDecision<C>>;
+  open(connection: Connection, context: C): WsHandler;
+  /** The client went away between an accepting decision and the upgrade: undo what `upgrade` reserved. */
+  abandoned?(context: C): void;
+}
+
+export const jsonReply = (status: number, body: unknown, headers?: Record<string, string>): HttpReply => ({
+  status,
+  headers: { 'content-type': 'application/json', ...headers },
+  body: JSON.stringify(body),
+});
+
+/** Every HTTP error body is `{"error":"<code>","message":"..."}` (SPEC §1). */
+export const errorReply = (status: number, error: string, message: string): HttpReply => jsonReply(status, { error, message });

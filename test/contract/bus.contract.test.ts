@@ -1,0 +1,89 @@
+// One contract for every Bus implementation (STYLE: socket.io's adapter
+// suites). Each implementation registers a factory that builds N "nodes"
+// sharing one backend; the Redis bus adds its factory here.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { Bus } from '../../src/bus/bus';
+import { MemoryBroker, MemoryBus } from '../../src/bus/memory-bus';
+import { eventually } from '../helpers/eventually';
+
+export interface BusFactory {
+  name: string;
+  /** Builds `count` buses on one shared backend; the returned cleanup closes them all. */
+  create(count: number): Promise<{ buses: Bus[]; cleanup: () => Promise<void> }>;
+}
+
+export const memoryBusFactory: BusFactory = {
+  name: 'memory',
+  create(count) {
+    const broker = new MemoryBroker();
+    const buses = Array.from({ length: count }, () => new MemoryBus(broker));
+    return Promise.resolve({ buses, cleanup: async () => void (await Promise.all(buses.map((b) => b.close()))) });
+  },
+};
+
+export function busContract(factory: BusFactory): void {
+  describe(`Bus contract: ${factory.name}`, () => {
+    test('delivers to every subscribed node, the publisher included, and counts them', async (t) => {
+      const { buses, cleanup } = await factory.create(3);
+      t.after(cleanup);
+      const [a, b, c] = buses as [Bus, Bus, Bus];
+      const got: string[][] = [[], [], []];
+      await a.subscribe('ch', (m) => got[0]?.push(m));
+      await b.subscribe('ch', (m) => got[1]?.push(m));
+      assert.equal(await c.publish('ch', 'hello'), 2);
+      assert.equal(await a.publish('ch', 'again'), 2);
+      await eventually(() => {
+        assert.deepEqual(got[0], ['hello', 'again']);
+        assert.deepEqual(got[1], ['hello', 'again']);
+        assert.deepEqual(got[2], []);
+      });
+    });
+
+    test('keeps per-publisher order', async (t) => {
+      const { buses, cleanup } = await factory.create(2);
+      t.after(cleanup);
+      const [a, b] = buses as [Bus, Bus];
+      const got: string[] = [];
+      await b.subscribe('order', (m) => got.push(m));
+      const sent = Array.from({ length: 500 }, (_, i) => `m${i}`);
+      await Promise.all(sent.map((m) => a.publish('order', m)));
+      await eventually(() => assert.deepEqual(got, sent));
+    });
+
+    test('unsubscribe stops delivery and publish to nobody counts 0', async (t) => {
+      const { buses, cleanup } = await factory.create(2);
+      t.after(cleanup);
+      const [a, b] = buses as [Bus, Bus];
+      const got: string[] = [];
+      await b.subscribe('gone', (m) => got.push(m));
+      await b.unsubscribe('gone');
+      assert.equal(await a.publish('gone', 'x'), 0);
+      assert.equal(await a.publish('never-subscribed', 'x'), 0);
+      assert.deepEqual(got, []);
+    });
+
+    test('messages keep arbitrary text intact', async (t) => {
+      const { buses, cleanup } = await factory.create(2);
+      t.after(cleanup);
+      const [a, b] = buses as [Bus, Bus];
+      const got: string[] = [];
+      await b.subscribe('text', (m) => got.push(m));
+      const text = '{"k":"dm"}\n{"payload":"é ✓ \\u0000 🎉"}\n';
+      await a.publish('text', text);
+      await eventually(() => assert.deepEqual(got, [text]));
+    });
+
+    test('a closed bus is down and rejects publishes', async (t) => {
+      const { buses, cleanup } = await factory.create(1);
+      t.after(cleanup);
+      const [a] = buses as [Bus];
+      assert.equal(a.isUp(), true);
+      await a.close();
+      assert.equal(a.isUp(), false);
+      await assert.rejects(a.publish('x', 'y'));
+    });
+  });
+}
+
+busContract(memoryBusFactory);

@@ -1,0 +1,59 @@
+// One contract for every PresenceStore implementation; the Redis store adds its factory.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { MemoryPresence } from '../../src/presence/memory-presence';
+import type { PresenceStore } from '../../src/presence/presence';
+
+export interface PresenceFactory {
+  name: string;
+  create(): Promise<{ store: PresenceStore; cleanup: () => Promise<void> }>;
+}
+
+export const memoryPresenceFactory: PresenceFactory = {
+  name: 'memory',
+  create: () => Promise.resolve({ store: new MemoryPresence(), cleanup: () => Promise.resolve() }),
+};
+
+export function presenceContract(factory: PresenceFactory): void {
+  describe(`PresenceStore contract: ${factory.name}`, () => {
+    test('online with the first device, offline with the last', async (t) => {
+      const { store, cleanup } = await factory.create();
+      t.after(cleanup);
+      assert.deepEqual(await store.status(['u1', 'u2']), { u1: 'offline', u2: 'offline' });
+      assert.deepEqual(await store.addDevice({ user: 'u1', device: 'd1', session: 's1', node: 'n1' }), { wentOnline: true });
+      assert.deepEqual(await store.addDevice({ user: 'u1', device: 'd2', session: 's2', node: 'n2' }), { wentOnline: false });
+      assert.deepEqual(await store.status(['u1', 'u2']), { u1: 'online', u2: 'offline' });
+      assert.deepEqual(await store.removeDevice({ user: 'u1', device: 'd1', session: 's1', node: 'n1' }), { wentOffline: false });
+      assert.deepEqual(await store.removeDevice({ user: 'u1', device: 'd2', session: 's2', node: 'n2' }), { wentOffline: true });
+      assert.deepEqual(await store.status(['u1']), { u1: 'offline' });
+    });
+
+    test('a second connection of the same device replaces the first; the replaced one removes nothing', async (t) => {
+      const { store, cleanup } = await factory.create();
+      t.after(cleanup);
+      await store.addDevice({ user: 'u1', device: 'd1', session: 'old', node: 'n1' });
+      const second = await store.addDevice({ user: 'u1', device: 'd1', session: 'new', node: 'n2' });
+      assert.deepEqual(second, { wentOnline: false, replaced: { session: 'old', node: 'n1' } });
+      assert.deepEqual(await store.removeDevice({ user: 'u1', device: 'd1', session: 'old', node: 'n1' }), { wentOffline: false });
+      assert.deepEqual(await store.status(['u1']), { u1: 'online' });
+    });
+
+    test('rooms list every member, the new one included, and forget leavers', async (t) => {
+      const { store, cleanup } = await factory.create();
+      t.after(cleanup);
+      assert.deepEqual(await store.joinRoom('r', { user: 'u1', device: 'd1', session: 's1', node: 'n1' }), [{ user: 'u1', device: 'd1' }]);
+      const members = await store.joinRoom('r', { user: 'u2', device: 'd2', session: 's2', node: 'n2' });
+      assert.deepEqual(
+        members.sort((a, b) => a.user.localeCompare(b.user)),
+        [
+          { user: 'u1', device: 'd1' },
+          { user: 'u2', device: 'd2' },
+        ],
+      );
+      await store.leaveRoom('r', 's1');
+      assert.deepEqual(await store.joinRoom('r', { user: 'u2', device: 'd2', session: 's2', node: 'n2' }), [{ user: 'u2', device: 'd2' }]);
+    });
+  });
+}
+
+presenceContract(memoryPresenceFactory);
