@@ -176,7 +176,7 @@ export interface CliResult extends Exited {
 }
 
 /** Runs a CLI command to completion (`token`, `check-config`, a `serve` that must fail). */
-export async function runCli(env: Record<string, string>, args: string[], t?: TestContext): Promise<CliResult> {
+export async function runCli(t: TestContext | undefined, env: Record<string, string>, args: string[]): Promise<CliResult> {
   const proc = spawnCli(t, env, args);
   const { code, signal } = await proc.exited;
   return { code, signal, stdout: proc.lines.join('\n'), stderr: proc.stderr.join('\n') };

@@ -1,0 +1,68 @@
+// README's tables are checked against the code that defines them (fastify's
+// habit): error codes, close codes, audit events, metrics and configuration
+// variables with their defaults cannot drift apart from the documentation.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { envSchema } from '../../src/config/schema';
+import { CLOSE, CLOSE_ADVICE, ERROR_CODES } from '../../src/errors/codes';
+import { AUDIT_EVENTS } from '../../src/log/audit';
+import { Metrics } from '../../src/metrics/metrics';
+
+const readme = readFileSync(join(__dirname, '..', '..', '..', 'README.md'), 'utf8');
+
+/** Rows (header and rule excluded) of the first README table after `heading`. */
+function tableRows(heading: string): string[][] {
+  const start = readme.indexOf(heading);
+  assert.notEqual(start, -1, `README has no "${heading}"`);
+  const lines = readme.slice(start + heading.length).split('\n');
+  const first = lines.findIndex((line) => line.startsWith('|'));
+  const table: string[] = [];
+  for (const line of lines.slice(first)) {
+    if (!line.startsWith('|')) break;
+    table.push(line);
+  }
+  return table
+    .slice(2)
+    .map((line) => line.split(/(?<!\\)\|/).slice(1, -1).map((cell) => cell.trim()));
+}
+
+const unquote = (cell: string) => cell.replace(/`/g, '');
+
+test('every error code is documented, and only those', () => {
+  const documented = tableRows('### Error codes').map((row) => unquote(row[0] ?? ''));
+  assert.deepEqual(documented.sort(), Object.keys(ERROR_CODES).sort());
+});
+
+test('every close code and reason is documented', () => {
+  const rows = tableRows('### Close codes');
+  const documented = new Map(rows.map((row) => [Number(row[0]), unquote(row[1] ?? '')]));
+  for (const { code, reason } of Object.values(CLOSE)) {
+    if (code < 1008) continue; // 1000/1001 are plain WebSocket closes
+    assert.ok(documented.get(code)?.split(', ').includes(reason), `close ${code} ${reason} missing from README`);
+  }
+  assert.deepEqual([...documented.keys()].sort(), Object.keys(CLOSE_ADVICE).map(Number).sort());
+});
+
+test('every audit event is documented', () => {
+  const documented = tableRows('**Logs.**').map((row) => unquote(row[0] ?? ''));
+  assert.deepEqual(documented.sort(), [...AUDIT_EVENTS].sort());
+});
+
+test('every custom metric is documented and exported', async () => {
+  const metrics = new Metrics({ node: 'doc-test' });
+  const exported = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => /^(signaling|relay)_/.test(n));
+  const documented = tableRows('**Metrics.**').map((row) => unquote(row[0] ?? ''));
+  assert.deepEqual(documented.sort(), exported.sort());
+});
+
+test('every configuration variable is documented with its real default', () => {
+  const defaults = envSchema.parse({}) as Record<string, unknown>;
+  const rows = new Map(tableRows('## Configuration').map((row) => [unquote(row[0] ?? ''), unquote(row[1] ?? '')]));
+  for (const [name, value] of Object.entries(defaults)) {
+    const shown = value === undefined || (Array.isArray(value) && value.length === 0) ? '(unset)' : String(value);
+    assert.equal(rows.get(name), shown, `README default of ${name}`);
+  }
+  assert.deepEqual([...rows.keys()].sort(), Object.keys(envSchema.shape).sort());
+});
