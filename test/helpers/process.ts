@@ -70,7 +70,7 @@ export function spawnCli(t: TestContext | undefined, env: Record<string, string>
   // Both readers must reach the end of their stream before `exited` settles,
   // so that a test reading `lines` after `exited` sees the whole output.
   const stdoutDone = new Promise<void>((resolve) => {
-    const rl = createInterface({ input: child.stdout! });
+    const rl = createInterface({ input: child.stdout });
     rl.on('line', (line) => {
       lines.push(line);
       const record = parseRecord(line);
@@ -79,7 +79,7 @@ export function spawnCli(t: TestContext | undefined, env: Record<string, string>
     rl.on('close', resolve);
   });
   const stderrDone = new Promise<void>((resolve) => {
-    const rl = createInterface({ input: child.stderr! });
+    const rl = createInterface({ input: child.stderr });
     rl.on('line', (line) => stderr.push(line));
     rl.on('close', resolve);
   });
