@@ -8,6 +8,8 @@ import { createVerifier } from './auth/jwt-verifier';
 import type { TokenVerifier } from './auth/claims';
 import type { Bus } from './bus/bus';
 import { MemoryBus } from './bus/memory-bus';
+import { RedisBus } from './bus/redis-bus';
+import { connectRedis, hasRedis } from './bus/redis-clients';
 import type { Config } from './config/load';
 import { CLOSE } from './errors/codes';
 import { adminRoutes } from './http/admin-api';
@@ -17,8 +19,10 @@ import type { Logger } from './log/logger';
 import { Metrics } from './metrics/metrics';
 import { MemoryPresence } from './presence/memory-presence';
 import type { PresenceStore } from './presence/presence';
+import { RedisPresence } from './presence/redis-presence';
 import { CLIENT_FRAME_TYPES } from './protocol/app-codec';
 import { SERVER_FRAME_TYPES } from './protocol/server-frames';
+import { ClusterRateLimiter } from './ratelimit/cluster-rate-limiter';
 import { ConnectionLimits } from './ratelimit/connection-limits';
 import { MemoryRateLimiter, type UserRateLimiter } from './ratelimit/rate-limiter';
 import { Router } from './routing/router';
@@ -56,15 +60,16 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const { config, logger } = options;
   const metrics = new Metrics({ node: config.nodeId });
   metrics.initFrameTypes([...CLIENT_FRAME_TYPES, 'invalid'], SERVER_FRAME_TYPES);
-  const bus = options.bus ?? new MemoryBus();
-  const presence = options.presence ?? new MemoryPresence();
+  const backend = await createBackend(config, logger);
+  const bus = options.bus ?? backend.bus;
+  const presence = options.presence ?? backend.presence;
+  const limiter = options.limiter ?? backend.limiter;
   const verifier = options.verifier ?? createVerifier(config, logger);
-  const limiter =
-    options.limiter ?? new MemoryRateLimiter({ points: config.RATE_LIMIT_POINTS, durationS: config.RATE_LIMIT_DURATION_S });
   const router = new Router({ nodeId: config.nodeId, bus, presence, logger, metrics });
   const sessions = new Set<ClientSession>();
   const health = new HealthMonitor(config, bus, metrics, logger, { connections: () => sessions.size, tunnels: () => 0 });
 
+  await presence.start();
   await router.start();
   await health.start();
 
@@ -123,6 +128,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     metricsServer?.stopListening();
     await presence.close();
     await bus.close();
+    await backend.close();
     logger.info('stopped');
   };
   return {
@@ -132,6 +138,42 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     metrics,
     shutdown: () => (stopping ??= stop(config.DRAIN_SPREAD_MS)),
     close: () => (stopping ??= stop(0)),
+  };
+}
+
+interface Backend {
+  bus: Bus;
+  presence: PresenceStore;
+  limiter: UserRateLimiter;
+  close(): Promise<void>;
+}
+
+/** The in-memory trio for one node, or the Redis trio for a cluster (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES). */
+async function createBackend(config: Config, logger: Logger): Promise<Backend> {
+  if (!hasRedis(config)) {
+    return {
+      bus: new MemoryBus(),
+      presence: new MemoryPresence(),
+      limiter: new MemoryRateLimiter({ points: config.RATE_LIMIT_POINTS, durationS: config.RATE_LIMIT_DURATION_S }),
+      close: () => Promise.resolve(),
+    };
+  }
+  const redis = await connectRedis(config, logger);
+  const limiter = new ClusterRateLimiter({
+    redis: redis.commands,
+    prefix: config.REDIS_PREFIX,
+    points: config.RATE_LIMIT_POINTS,
+    durationS: config.RATE_LIMIT_DURATION_S,
+    logger,
+  });
+  return {
+    bus: new RedisBus({ commands: redis.commands, subscriber: redis.subscriber, prefix: config.REDIS_PREFIX, sharded: redis.sharded, logger }),
+    presence: new RedisPresence({ redis: redis.commands, prefix: config.REDIS_PREFIX, nodeId: config.nodeId, ttlMs: config.PRESENCE_TTL_MS, logger }),
+    limiter,
+    close: async () => {
+      limiter.close();
+      await redis.close();
+    },
   };
 }
 

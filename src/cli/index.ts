@@ -43,6 +43,9 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     process.stderr.write(`switchboard: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
+    // A bad flag is a usage error (exit 2, like a bad variable); anything else is a failure.
+    const usage = error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS_');
+    if (usage) process.stderr.write(USAGE);
+    process.exitCode = usage ? 2 : 1;
   },
 );

@@ -20,9 +20,11 @@ export async function serveCommand(args: string[]): Promise<number> {
     return 2;
   }
   const logger = createLogger(config.LOG_LEVEL);
-  const node = await startNode({ config, logger });
+  // Signals are handled from before the start: a SIGTERM during start-up still drains and exits 0.
+  const starting = startNode({ config, logger });
+  handleSignals(starting, logger);
+  const node = await starting;
   if (dev) printDevTokens(config, node.port);
-  handleSignals(node, logger);
   return -1;
 }
 
@@ -47,7 +49,7 @@ function printDevTokens(config: Config, port: number): void {
   );
 }
 
-function handleSignals(node: RunningNode, logger: Logger): void {
+function handleSignals(starting: Promise<RunningNode>, logger: Logger): void {
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (++signals > 1) {
@@ -55,7 +57,7 @@ function handleSignals(node: RunningNode, logger: Logger): void {
       process.exit(1);
     }
     logger.info({ signal }, 'shutting down');
-    node.shutdown().then(
+    starting.then((node) => node.shutdown()).then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');

@@ -43,6 +43,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = {}): C
       const shown = SECRET_VARIABLES.has(name) ? '(redacted)' : JSON.stringify(input[name] ?? '');
       return `${name}: ${issue.message} (got ${shown})`;
     });
+    // Report a missing key too, so an operator fixes everything in one pass.
+    if (options.dev !== true && KEY_SOURCES.every((k) => (input[k] ?? '').trim() === '')) problems.push(MISSING_KEY);
     throw new ConfigError(problems);
   }
   const values = { ...parsed.data };
@@ -55,17 +57,31 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = {}): C
 }
 
 function hasVerificationKey(env: Env): boolean {
-  return [env.JWT_SECRET, env.JWT_PUBLIC_KEY, env.JWT_PUBLIC_KEY_FILE, env.JWT_JWKS_URL].some((v) => v !== undefined);
+  return KEY_SOURCES.some((k) => env[k] !== undefined);
 }
+
+const KEY_SOURCES = ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_PUBLIC_KEY_FILE', 'JWT_JWKS_URL'] as const;
+const MISSING_KEY = `JWT_SECRET: a JWT key is required (set one of ${KEY_SOURCES.join(', ')}, or run serve --dev)`;
 
 function crossFieldProblems(env: Env): string[] {
   const problems: string[] = [];
-  const keySources = ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_PUBLIC_KEY_FILE', 'JWT_JWKS_URL'] as const;
-  const given = keySources.filter((k) => env[k] !== undefined);
-  if (given.length === 0) problems.push(`JWT_SECRET: a JWT key is required (set one of ${keySources.join(', ')}, or run serve --dev)`);
+  const given = KEY_SOURCES.filter((k) => env[k] !== undefined);
+  if (given.length === 0) problems.push(MISSING_KEY);
   if (given.length > 1) problems.push(`${given[1]}: only one JWT key source may be set (also set: ${given[0]})`);
   if (env.JWT_SECRET !== undefined && Buffer.byteLength(env.JWT_SECRET) < 32)
     problems.push('JWT_SECRET: must be at least 32 bytes (256 bits) for HS256');
+  const redisModes = [
+    env.REDIS_URL !== undefined && 'REDIS_URL',
+    env.REDIS_SENTINELS.length > 0 && 'REDIS_SENTINELS',
+    env.REDIS_CLUSTER_NODES.length > 0 && 'REDIS_CLUSTER_NODES',
+  ].filter((m): m is string => m !== false);
+  if (redisModes.length > 1) problems.push(`${redisModes[1]}: only one Redis topology may be set (also set: ${redisModes[0]})`);
+  if (env.REDIS_SENTINELS.length > 0 && env.REDIS_SENTINEL_NAME === undefined)
+    problems.push('REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master group name)');
+  for (const name of ['REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const) {
+    const bad = env[name].find((hostPort) => !/^[^\s:]+:\d{1,5}$/.test(hostPort));
+    if (bad !== undefined) problems.push(`${name}: "${bad}" is not host:port`);
+  }
   if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT && env.PORT !== 0)
     problems.push(`METRICS_PORT: must differ from PORT (${env.PORT})`);
   return problems;

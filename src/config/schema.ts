@@ -68,7 +68,16 @@ export const envSchema = z.object({
       .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
       .optional(),
   ),
-  REDIS_PREFIX: z.string().default('sb:'),
+  REDIS_SENTINELS: list,
+  REDIS_SENTINEL_NAME: optionalString,
+  REDIS_CLUSTER_NODES: list,
+  REDIS_USERNAME: optionalString,
+  REDIS_PASSWORD: optionalString,
+  REDIS_TLS: bool(false),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{0,64}$/, 'must be 0-64 chars of [A-Za-z0-9_.:-]')
+    .default('sb:'),
 
   // App protocol limits (SPEC §3).
   MAX_PAYLOAD_BYTES: int(65536, 256, 16 * MiB),
@@ -105,7 +114,7 @@ export const envSchema = z.object({
 export type Env = z.output<typeof envSchema>;
 
 /** Variables whose values never appear in output (check-config, logs). */
-export const SECRET_VARIABLES: ReadonlySet<string> = new Set(['JWT_SECRET', 'JWT_PRIVATE_KEY', 'REDIS_URL']);
+export const SECRET_VARIABLES: ReadonlySet<string> = new Set(['JWT_SECRET', 'JWT_PRIVATE_KEY', 'REDIS_URL', 'REDIS_PASSWORD']);
 
 /** Documentation shown by `check-config --help` and kept in step with README by a test. */
 export const ENV_NAMES = Object.keys(envSchema.shape) as (keyof Env)[];

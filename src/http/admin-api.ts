@@ -90,7 +90,7 @@ async function publish(deps: AdminApiDeps, body: Buffer): Promise<HttpReply> {
     if (error instanceof BusUnavailableError) return errorReply(503, 'unavailable', 'the cluster bus is down; the event was not delivered everywhere');
     throw error;
   }
-  audit(deps.logger, 'admin_publish', { event: parsed.event, target: Object.keys(parsed.target).join(',') });
+  audit(deps.logger, 'admin_publish', { published_event: parsed.event, target: Object.keys(parsed.target).join(',') });
   return jsonReply(202, { accepted: true });
 }
 

@@ -15,5 +15,6 @@ export const AUDIT_EVENTS = [
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 
 export function audit(logger: Logger, event: AuditEvent, fields: Record<string, unknown> = {}): void {
-  logger.info({ audit: true, event, ...fields }, event);
+  // Fields first: a caller's field can never overwrite `audit` or `event`.
+  logger.info({ ...fields, audit: true, event }, event);
 }

@@ -110,11 +110,12 @@ export class Metrics {
 
   /** Pre-creates the label sets of every known frame type so dashboards see zeros, not gaps. */
   initFrameTypes(received: readonly string[], sent: readonly string[]): void {
-    for (const type of received) this.messagesReceived.labels(type);
-    for (const type of sent) this.messagesSent.labels(type);
-    this.deliverySeconds.labels('local');
-    this.deliverySeconds.labels('remote');
-    this.busMessages.labels('in');
-    this.busMessages.labels('out');
+    // labels() alone does not create a series in prom-client; inc(0) and zero() do.
+    for (const type of received) this.messagesReceived.inc({ type }, 0);
+    for (const type of sent) this.messagesSent.inc({ type }, 0);
+    this.deliverySeconds.zero({ scope: 'local' });
+    this.deliverySeconds.zero({ scope: 'remote' });
+    this.busMessages.inc({ direction: 'in' }, 0);
+    this.busMessages.inc({ direction: 'out' }, 0);
   }
 }

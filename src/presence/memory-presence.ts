@@ -1,7 +1,7 @@
 // Presence for one process (the in-memory bus). Synchronous underneath; the
 // Promise interface matches the Redis implementation.
 import type { Member, PresenceStatus } from '../protocol/server-frames';
-import type { AddResult, DeviceConnection, PresenceStore } from './presence';
+import type { AddResult, DeviceConnection, PresenceStore, StoreChanges } from './presence';
 
 interface RoomMember extends Member {
   node: string;
@@ -12,6 +12,13 @@ export class MemoryPresence implements PresenceStore {
   private readonly users = new Map<string, Map<string, DeviceConnection>>();
   /** room → session → member */
   private readonly rooms = new Map<string, Map<string, RoomMember>>();
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** One process: nothing changes behind the router's back. */
+  onChanges(_listener: (changes: StoreChanges) => void): void {}
 
   addDevice(conn: DeviceConnection): Promise<AddResult> {
     let devices = this.users.get(conn.user);

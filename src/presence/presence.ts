@@ -21,7 +21,18 @@ export interface AddResult {
   replaced?: { session: string; node: string };
 }
 
+/** Changes the store made by itself: a dead node's state reaped, or this node's state restored after Redis lost it. */
+export interface StoreChanges {
+  online: string[];
+  offline: string[];
+  left: (Member & { room: string })[];
+}
+
 export interface PresenceStore {
+  /** Starts background work (node leases); resolves once this node is registered. */
+  start(): Promise<void>;
+  /** The router announces these changes (presence frames, member_left) like its own. */
+  onChanges(listener: (changes: StoreChanges) => void): void;
   addDevice(conn: DeviceConnection): Promise<AddResult>;
   /** Removes the device if `session` still holds it (a replaced session removes nothing). */
   removeDevice(conn: DeviceConnection): Promise<{ wentOffline: boolean }>;

@@ -17,7 +17,7 @@ import { channels, type Bus, type BusHandler } from '../bus/bus';
 import { CLOSE } from '../errors/codes';
 import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
-import type { PresenceStore } from '../presence/presence';
+import type { PresenceStore, StoreChanges } from '../presence/presence';
 import type { SignalType } from '../protocol/app-codec';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../protocol/envelope';
 import { encode, type Member, type PresenceStatus } from '../protocol/server-frames';
@@ -78,6 +78,7 @@ export class Router {
     this.logger = deps.logger;
     this.metrics = deps.metrics;
     this.subscriptions = new Subscriptions(deps.bus, deps.logger);
+    deps.presence.onChanges((changes) => void this.announceStoreChanges(changes));
   }
 
   /** Every node listens to broadcasts. */
@@ -289,6 +290,18 @@ export class Router {
     const frame = encode.presenceChange(user, status);
     for (const watcher of this.watchers.get(user) ?? []) watcher.deliver(frame, 'presence');
     await this.publish(channels.presence(user), encodeEnvelope({ k: 'pres', o: this.nodeId }, frame));
+  }
+
+  /** Announces what the store changed by itself: a dead node reaped, or this node's state restored. */
+  private async announceStoreChanges(changes: StoreChanges): Promise<void> {
+    for (const user of changes.online) await this.announcePresence(user, 'online');
+    for (const user of changes.offline) await this.announcePresence(user, 'offline');
+    for (const { room, user, device } of changes.left) {
+      const frame = encode.memberLeft(room, { user, device });
+      for (const member of this.byRoom.get(room) ?? []) member.deliver(frame, 'member_left');
+      // No session sent this; '' excludes nobody.
+      await this.publish(channels.room(room), encodeEnvelope({ k: 'room', o: this.nodeId, s: '', t: 'member_left' }, frame));
+    }
   }
 
   // ── server events (SPEC §4) ─────────────────────────────────────────────

@@ -5,6 +5,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Bus } from '../../src/bus/bus';
 import { MemoryBroker, MemoryBus } from '../../src/bus/memory-bus';
+import { RedisBus } from '../../src/bus/redis-bus';
+import { connectRedis } from '../../src/bus/redis-clients';
+import { loadConfig } from '../../src/config/load';
+import { createLogger } from '../../src/log/logger';
+import { TEST_SECRET } from '../helpers/node';
+import { startRedis } from '../helpers/redis';
 import { eventually } from '../helpers/eventually';
 
 export interface BusFactory {
@@ -21,6 +27,8 @@ export const memoryBusFactory: BusFactory = {
     return Promise.resolve({ buses, cleanup: async () => void (await Promise.all(buses.map((b) => b.close()))) });
   },
 };
+
+const silentLogger = () => createLogger('silent');
 
 export function busContract(factory: BusFactory): void {
   describe(`Bus contract: ${factory.name}`, () => {
@@ -87,3 +95,25 @@ export function busContract(factory: BusFactory): void {
 }
 
 busContract(memoryBusFactory);
+
+// The same contract on a real redis-server, through the Redis bus.
+export const redisBusFactory: BusFactory = {
+  name: 'redis',
+  async create(count) {
+    const server = await startRedis(undefined);
+    const clients = await Promise.all(
+      Array.from({ length: count }, () => connectRedis(loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_URL: server.url }), silentLogger())),
+    );
+    const buses = clients.map((c) => new RedisBus({ commands: c.commands, subscriber: c.subscriber, prefix: server.prefix, sharded: false, logger: silentLogger() }));
+    return {
+      buses,
+      cleanup: async () => {
+        await Promise.all(buses.map((b) => b.close()));
+        await Promise.all(clients.map((c) => c.close()));
+        await server.stop(true);
+      },
+    };
+  },
+};
+
+busContract(redisBusFactory);

@@ -1,7 +1,13 @@
 // One contract for every PresenceStore implementation; the Redis store adds its factory.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { connectRedis } from '../../src/bus/redis-clients';
+import { loadConfig } from '../../src/config/load';
+import { createLogger } from '../../src/log/logger';
 import { MemoryPresence } from '../../src/presence/memory-presence';
+import { RedisPresence } from '../../src/presence/redis-presence';
+import { TEST_SECRET } from '../helpers/node';
+import { startRedis } from '../helpers/redis';
 import type { PresenceStore } from '../../src/presence/presence';
 
 export interface PresenceFactory {
@@ -57,3 +63,24 @@ export function presenceContract(factory: PresenceFactory): void {
 }
 
 presenceContract(memoryPresenceFactory);
+
+export const redisPresenceFactory: PresenceFactory = {
+  name: 'redis',
+  async create() {
+    const server = await startRedis(undefined);
+    const config = loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_URL: server.url });
+    const clients = await connectRedis(config, createLogger('silent'));
+    const store = new RedisPresence({ redis: clients.commands, prefix: server.prefix, nodeId: 'n1', ttlMs: 15000, logger: createLogger('silent') });
+    await store.start();
+    return {
+      store,
+      cleanup: async () => {
+        await store.close();
+        await clients.close();
+        await server.stop(true);
+      },
+    };
+  },
+};
+
+presenceContract(redisPresenceFactory);

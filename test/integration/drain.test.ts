@@ -89,9 +89,32 @@ describe('graceful shutdown (drain)', () => {
 
   test('SIGTERM with DRAIN_SPREAD_MS=0 and no clients exits 0 promptly', async (t) => {
     const node = await spawnNode(t, { JWT_SECRET: TEST_SECRET, DRAIN_SPREAD_MS: '0' });
+    // Ready as a load balancer would see it: an answered request means start-up has finished.
+    assert.equal((await http(node.port, 'GET', '/ready')).status, 200);
     node.kill('SIGTERM');
     // "Promptly": well inside the default SHUTDOWN_TIMEOUT_MS (30 s), since there is nothing to wait for.
     await eventually(() => assert.notEqual(node.exitStatus, undefined, 'still running 10 s after SIGTERM'), 10_000);
     assert.deepEqual(await node.exited, { code: 0, signal: null }, `stderr:\n${node.stderr.join('\n')}`);
+  });
+
+  // Once a node has said it is listening, an orchestrator may stop it at any
+  // moment; the signal must not take Node's default action (death by signal,
+  // no drain, presence left behind). The window is short, so several nodes
+  // are started and signalled the instant they log "switchboard listening";
+  // a correct server passes every time.
+  test('a SIGTERM the instant the node logs "switchboard listening" still exits 0', async (t) => {
+    const results: string[] = [];
+    for (let batch = 0; batch < 4; batch++) {
+      const exits = await Promise.all(
+        Array.from({ length: 5 }, async () => {
+          const node = await spawnNode(t, { JWT_SECRET: TEST_SECRET, DRAIN_SPREAD_MS: '0' });
+          node.kill('SIGTERM');
+          return node.exited;
+        }),
+      );
+      results.push(...exits.map((e) => (e.signal === null ? `code ${e.code}` : `signal ${e.signal}`)));
+    }
+    const bad = results.filter((r) => r !== 'code 0');
+    assert.equal(bad.length, 0, `${bad.length} of ${results.length} nodes did not exit 0: ${bad.join(', ')}`);
   });
 });

@@ -44,6 +44,12 @@ function valueOf(samples: Sample[], name: string, labels: Record<string, string>
   return found[0]?.value ?? NaN;
 }
 
+/** Like valueOf, but a series not created yet counts as 0 (a counter before its first increment). */
+function valueOr0(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
+  const exists = samples.some((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  return exists ? valueOf(samples, name, labels) : 0;
+}
+
 /** A port nothing listens on right now (config treats METRICS_PORT=0 as "off", so port 0 cannot be used). */
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -205,7 +211,7 @@ describe('/metrics', () => {
     await ben.next('offer');
 
     const after = (await scrape(node.port)).samples;
-    const delta = (name: string, labels: Record<string, string> = {}) => valueOf(after, name, labels) - valueOf(before, name, labels);
+    const delta = (name: string, labels: Record<string, string> = {}) => valueOf(after, name, labels) - valueOr0(before, name, labels);
     assert.equal(delta('signaling_messages_received_total', { type: 'offer' }), 1);
     assert.equal(delta('signaling_messages_sent_total', { type: 'offer' }), 1);
     assert.equal(delta('signaling_messages_sent_total', { type: 'ack' }), 1);
@@ -227,6 +233,27 @@ describe('/metrics', () => {
       assert.equal(valueOf(now, 'signaling_active_connections'), 1);
       assert.equal(valueOf(now, 'signaling_connection_duration_seconds_count') - valueOf(before, 'signaling_connection_duration_seconds_count'), 1);
     });
+  });
+
+  test('the label sets of known frame types, scopes and directions exist at zero before any traffic', async (t) => {
+    // metrics.ts initFrameTypes() promises "dashboards see zeros, not gaps": rate() and
+    // absent() alerts need the series to exist before the first increment.
+    const node = await startTestNode(t);
+    const { samples } = await scrape(node.port);
+    const expected: [string, Record<string, string>][] = [
+      ['signaling_messages_received_total', { type: 'offer' }],
+      ['signaling_messages_received_total', { type: 'invalid' }],
+      ['signaling_messages_sent_total', { type: 'welcome' }],
+      ['signaling_messages_sent_total', { type: 'error' }],
+      ['signaling_message_delivery_seconds_count', { scope: 'local' }],
+      ['signaling_message_delivery_seconds_count', { scope: 'remote' }],
+      ['signaling_bus_messages_total', { direction: 'in' }],
+      ['signaling_bus_messages_total', { direction: 'out' }],
+    ];
+    const missing = expected
+      .filter(([name, labels]) => !samples.some((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)))
+      .map(([name, labels]) => `${name}${JSON.stringify(labels)}`);
+    assert.deepEqual(missing, []);
   });
 
   test('no label value (nor any text) in /metrics carries a user id, device id or room name', async (t) => {

@@ -1,0 +1,176 @@
+// The cluster bus on Redis pub/sub.
+//
+//   node A: publish(ch, m1) publish(ch, m2) publish(ch2, m3)   (one event-loop turn)
+//        └─► setImmediate flush: PUBLISH <prefix>ch "2:m1 2:m2" ; PUBLISH <prefix>ch2 "..."   (one pipeline)
+//   Redis ──► every node subscribed to ch ──► split the batch ──► handler(m1), handler(m2)
+//
+// Batching: every message published during one event-loop turn for the same
+// channel goes out as one PUBLISH (length-prefixed frames in one payload), and
+// all of a turn's PUBLISHes go in one pipeline. ioredis auto-pipelining keeps
+// only one pipeline in flight per connection, so each message would wait a
+// full round trip; gathering a turn's messages measured 1.5–2× faster here.
+// All messages of a batch share its result: the PUBLISH subscriber count.
+//
+// Subscriptions are lazy and per channel (the router's Subscriptions decide);
+// never a pattern subscription. On Redis Cluster, SPUBLISH/SSUBSCRIBE (sharded
+// pub/sub) spread channels over the shards; the hash tag puts a user's
+// channels in the slot of the user's presence keys.
+import type { Logger } from '../log/logger';
+import type { Bus, BusHandler } from './bus';
+import type { RedisClient } from './redis-clients';
+
+export interface RedisBusOptions {
+  commands: RedisClient;
+  subscriber: RedisClient;
+  prefix: string;
+  sharded: boolean;
+  logger: Logger;
+}
+
+class Batch {
+  readonly messages: string[] = [];
+  readonly result: Promise<number>;
+  resolve!: (count: number) => void;
+  reject!: (error: unknown) => void;
+
+  constructor() {
+    this.result = new Promise<number>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    // Callers that do not await (fire-and-forget publishes) must not cause unhandled rejections.
+    this.result.catch(() => undefined);
+  }
+}
+
+/** `<length>:<message>` repeated: cheap to split, and messages may contain any character. */
+export function encodeBatch(messages: readonly string[]): string {
+  let out = '';
+  for (const message of messages) out += `${message.length}:${message}`;
+  return out;
+}
+
+/** Returns undefined when the payload is not a well-formed batch. */
+export function decodeBatch(payload: string): string[] | undefined {
+  const messages: string[] = [];
+  let at = 0;
+  while (at < payload.length) {
+    const colon = payload.indexOf(':', at);
+    if (colon === -1 || colon === at || colon - at > 10) return undefined;
+    const length = Number(payload.slice(at, colon));
+    if (!Number.isInteger(length) || length < 0 || colon + 1 + length > payload.length) return undefined;
+    messages.push(payload.slice(colon + 1, colon + 1 + length));
+    at = colon + 1 + length;
+  }
+  return messages;
+}
+
+/** The Redis name of a bus channel. The `{tag}` keeps a user's channels and keys in one cluster slot. */
+export function redisChannel(prefix: string, channel: string): string {
+  return `${prefix}{${hashTag(channel)}}${channel}`;
+}
+
+export function hashTag(channel: string): string {
+  // d:<user>/<device> and p:<user> share the user's slot with u:<user>.
+  if (channel.startsWith('d:')) return `u:${channel.slice(2, channel.indexOf('/'))}`;
+  if (channel.startsWith('p:')) return `u:${channel.slice(2)}`;
+  return channel;
+}
+
+export class RedisBus implements Bus {
+  readonly kind = 'redis';
+  private readonly handlers = new Map<string, BusHandler>();
+  private readonly channelOf = new Map<string, string>();
+  private pending = new Map<string, Batch>();
+  private flushScheduled = false;
+  private closed = false;
+  private readonly onMessage = (redisName: string, payload: string) => this.receive(redisName, payload);
+
+  constructor(private readonly options: RedisBusOptions) {
+    options.subscriber.on(options.sharded ? 'smessage' : 'message', this.onMessage);
+  }
+
+  async subscribe(channel: string, handler: BusHandler): Promise<void> {
+    const name = redisChannel(this.options.prefix, channel);
+    this.handlers.set(channel, handler);
+    this.channelOf.set(name, channel);
+    const { subscriber, sharded } = this.options;
+    if (sharded) await subscriber.ssubscribe(name);
+    else await subscriber.subscribe(name);
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    const name = redisChannel(this.options.prefix, channel);
+    this.handlers.delete(channel);
+    this.channelOf.delete(name);
+    const { subscriber, sharded } = this.options;
+    if (sharded) await subscriber.sunsubscribe(name);
+    else await subscriber.unsubscribe(name);
+  }
+
+  publish(channel: string, message: string): Promise<number> {
+    if (this.closed) return Promise.reject(new Error('bus closed'));
+    if (!this.isUp()) return Promise.reject(new Error('redis is not connected'));
+    let batch = this.pending.get(channel);
+    if (batch === undefined) this.pending.set(channel, (batch = new Batch()));
+    batch.messages.push(message);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return batch.result;
+  }
+
+  isUp(): boolean {
+    return !this.closed && this.options.commands.status === 'ready' && this.options.subscriber.status === 'ready';
+  }
+
+  async close(): Promise<void> {
+    this.flush();
+    this.closed = true;
+    this.options.subscriber.off(this.options.sharded ? 'smessage' : 'message', this.onMessage);
+    this.handlers.clear();
+    this.channelOf.clear();
+    return Promise.resolve();
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.size === 0) return;
+    const batches = this.pending;
+    this.pending = new Map();
+    const { commands, prefix, sharded } = this.options;
+    if (sharded) {
+      // A cluster pipeline must stay within one slot; ioredis routes each SPUBLISH to its shard.
+      for (const [channel, batch] of batches)
+        commands.spublish(redisChannel(prefix, channel), encodeBatch(batch.messages)).then((count) => batch.resolve(Number(count)), batch.reject);
+      return;
+    }
+    const pipeline = commands.pipeline();
+    for (const [channel, batch] of batches) pipeline.publish(redisChannel(prefix, channel), encodeBatch(batch.messages));
+    const list = [...batches.values()];
+    pipeline.exec().then(
+      (results) => {
+        list.forEach((batch, i) => {
+          const [error, count] = results?.[i] ?? [new Error('no reply'), 0];
+          if (error !== null) batch.reject(error);
+          else batch.resolve(Number(count));
+        });
+      },
+      (error: unknown) => list.forEach((batch) => batch.reject(error)),
+    );
+  }
+
+  private receive(redisName: string, payload: string): void {
+    const channel = this.channelOf.get(redisName);
+    if (channel === undefined) return; // another deployment's prefix, or a channel dropped a moment ago
+    const handler = this.handlers.get(channel);
+    if (handler === undefined) return;
+    const messages = decodeBatch(payload);
+    if (messages === undefined) {
+      this.options.logger.warn({ channel: channel.slice(0, 2) }, 'ignored a malformed bus batch');
+      return;
+    }
+    for (const message of messages) handler(message);
+  }
+}
