@@ -53,6 +53,8 @@ export interface RunningNode {
   close(): Promise<void>;
 }
 
+/** How long after the last drain close a user must still be offline to be announced offline. */
+const DRAIN_PRESENCE_GRACE_MS = 2000;
 const DEMO_PAGE = join(__dirname, '..', '..', 'public', 'demo.html');
 
 export async function startNode(options: NodeOptions): Promise<RunningNode> {
@@ -120,9 +122,12 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   let stopping: Promise<void> | undefined;
   const stop = async (spreadMs: number) => {
     health.setDraining();
+    router.beginDrain();
     logger.info({ connections: sessions.size, spreadMs }, 'draining');
     await drainSessions([...sessions], { spreadMs, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, close: spreadMs > 0 ? CLOSE.draining : CLOSE.going_away });
     await router.settled();
+    // Clients reconnect as they are closed; give the last ones a moment before declaring anyone offline.
+    await router.finishDrain(spreadMs > 0 ? Math.min(DRAIN_PRESENCE_GRACE_MS, config.SHUTDOWN_TIMEOUT_MS) : 0);
     health.stop();
     server.stopListening();
     metricsServer?.stopListening();

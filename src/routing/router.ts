@@ -122,6 +122,7 @@ export class Router {
   }
 
   private readonly detaching = new Set<Promise<void>>();
+  private heldOffline: Set<string> | undefined;
 
   /** Resolves when every detach in flight has finished (shutdown waits for it: no ghost users). */
   async settled(): Promise<void> {
@@ -286,7 +287,37 @@ export class Router {
     this.subscriptions.remove(channels.presence(user));
   }
 
+  /**
+   * Drain: this node's users are about to reconnect elsewhere. Their "offline" is held back
+   * and announced at the end only for those still offline, so a rolling deploy does not make
+   * every watcher see an offline/online flap for every user (no presence storm).
+   */
+  beginDrain(): void {
+    this.heldOffline ??= new Set();
+  }
+
+  /** Announces the held-back offlines of users who did not come back within `graceMs`. */
+  async finishDrain(graceMs: number): Promise<void> {
+    const held = this.heldOffline;
+    this.heldOffline = undefined;
+    if (held === undefined || held.size === 0) return;
+    if (graceMs > 0) await new Promise((resolve) => setTimeout(resolve, graceMs));
+    try {
+      const users = [...held];
+      for (let i = 0; i < users.length; i += 100) {
+        const states = await this.presence.status(users.slice(i, i + 100));
+        for (const [user, status] of Object.entries(states)) if (status === 'offline') await this.announcePresence(user, 'offline');
+      }
+    } catch (error) {
+      this.logger.warn({ err: error, users: held.size }, 'could not announce offline users at the end of the drain');
+    }
+  }
+
   private async announcePresence(user: string, status: PresenceStatus): Promise<void> {
+    if (status === 'offline' && this.heldOffline !== undefined) {
+      this.heldOffline.add(user);
+      return;
+    }
     const frame = encode.presenceChange(user, status);
     for (const watcher of this.watchers.get(user) ?? []) watcher.deliver(frame, 'presence');
     await this.publish(channels.presence(user), encodeEnvelope({ k: 'pres', o: this.nodeId }, frame));

@@ -46,6 +46,8 @@ export class ClientSession implements Recipient, Drainable {
   private strikes = 0;
   private strikeWindowEnd = 0;
   private closed = false;
+  /** Set by a server-initiated close, before the transport reports the socket closed. */
+  private closing = false;
   private readonly openedAt = performance.now();
   private logger: Logger | undefined;
 
@@ -93,7 +95,7 @@ export class ClientSession implements Recipient, Drainable {
     this.deps.metrics.countReceived(decoded.ok ? decoded.frame.type : 'invalid');
     this.deps.limiter.consume(this.user).then(
       (decision) => {
-        if (this.closed) return;
+        if (this.closed || this.closing) return;
         if (!decision.allowed) return this.rateLimited(decoded.ok ? decoded.frame.id : decoded.error.id, decision.retryAfterMs);
         if (!decoded.ok) return this.sendError(decoded.error.code, decoded.error.message, decoded.error.id);
         this.handle(decoded.frame);
@@ -131,9 +133,11 @@ export class ClientSession implements Recipient, Drainable {
     this.conn.cork(() => this.send(encode.draining(reconnectAfterMs), 'draining'));
   }
 
-  /** Server-initiated close (drain, takeover, expiry, abuse). */
+  /** Server-initiated close (drain, takeover, expiry, abuse). Frames still queued are not handled: a fenced connection sends nothing more. */
   close(close: Close): void {
-    if (!this.closed) this.conn.close(close);
+    if (this.closed || this.closing) return;
+    this.closing = true;
+    this.conn.close(close);
   }
 
   // ── frames ──────────────────────────────────────────────────────────────
