@@ -24,6 +24,8 @@ export interface RedisClients {
 }
 
 /** Reconnect quickly at first, then every 2 s: an outage should end as soon as Redis is back. */
+const COMMAND_TIMEOUT_MS = 2000;
+
 const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000);
 
 export function hasRedis(config: Config): boolean {
@@ -47,7 +49,9 @@ export async function connectRedis(config: Config, logger: Logger): Promise<Redi
     ...(config.REDIS_PASSWORD === undefined ? {} : { password: config.REDIS_PASSWORD }),
     ...(config.REDIS_TLS ? { tls: {} } : {}),
   };
-  const commandOptions: RedisOptions = { ...base, enableOfflineQueue: false };
+  // A stalled Redis (network partition, SIGSTOP) must not hold a sender forever: after 2 s the
+  // command fails and the sender hears `unavailable` (the message may still arrive later).
+  const commandOptions: RedisOptions = { ...base, enableOfflineQueue: false, commandTimeout: COMMAND_TIMEOUT_MS };
   const subscriberOptions: RedisOptions = { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null };
 
   let clients: RedisClients;
@@ -62,7 +66,12 @@ export async function connectRedis(config: Config, logger: Logger): Promise<Redi
       shardedSubscribers: sharded,
     });
     const commands = new Cluster(nodes, clusterOptions(commandOptions, false));
-    const subscriber = new Cluster(nodes, clusterOptions(subscriberOptions, true));
+    // ioredis keeps one sharded-subscriber connection per master. With `lazyConnect` in its
+    // redisOptions it opens a shard's connection only at the first SSUBSCRIBE there, which then
+    // waits for a TCP connect and handshake: long enough for a peer's first message to a user
+    // who just connected to find nobody subscribed (peer_offline, or a device missed). Open
+    // them all with the cluster, so a subscribe costs one round trip as on one server.
+    const subscriber = new Cluster(nodes, clusterOptions({ ...subscriberOptions, lazyConnect: false }, true));
     clients = { commands, subscriber, sharded: true, topology: 'cluster', close: () => quitAll(commands, subscriber) };
   } else if (config.REDIS_SENTINELS.length > 0) {
     const sentinel: RedisOptions = { sentinels: config.REDIS_SENTINELS.map(hostPort), name: config.REDIS_SENTINEL_NAME ?? '' };

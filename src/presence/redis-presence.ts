@@ -57,6 +57,7 @@ export class RedisPresence implements PresenceStore {
   /** What this node registered, to restore it when Redis lost it (restart, or we were reaped). */
   private readonly localDevices = new Map<string, DeviceConnection>();
   private readonly localRooms = new Map<string, Map<string, Member>>();
+  private readonly retries: (() => Promise<unknown>)[] = [];
   private timer: NodeJS.Timeout | undefined;
   private connectedSince: number;
   private registered = false;
@@ -110,9 +111,12 @@ export class RedisPresence implements PresenceStore {
 
   async removeDevice(conn: DeviceConnection): Promise<{ wentOffline: boolean }> {
     this.localDevices.delete(conn.session);
-    const wentOffline = await this.redis.sbRemoveDevice(this.userKey(conn.user), conn.device, `${conn.session}|${conn.node}`);
-    this.index('srem', this.nodeDevicesKey(conn.node), `${conn.user}/${conn.device}/${conn.session}`);
-    return { wentOffline: wentOffline === 1 };
+    const remove = async () => {
+      const wentOffline = await this.redis.sbRemoveDevice(this.userKey(conn.user), conn.device, `${conn.session}|${conn.node}`);
+      this.index('srem', this.nodeDevicesKey(conn.node), `${conn.user}/${conn.device}/${conn.session}`);
+      return wentOffline === 1;
+    };
+    return { wentOffline: await this.orRetryLater(remove) };
   }
 
   async status(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
@@ -135,8 +139,29 @@ export class RedisPresence implements PresenceStore {
     const rooms = this.localRooms.get(session);
     rooms?.delete(room);
     if (rooms?.size === 0) this.localRooms.delete(session);
-    await this.redis.sbLeaveRoom(this.roomKey(room), session);
-    this.index('srem', this.nodeRoomsKey(this.nodeId), `${room}/${session}`);
+    await this.orRetryLater(async () => {
+      // A retry must not undo a later re-join of the same room by the same connection.
+      if (this.localRooms.get(session)?.has(room) === true) return;
+      await this.redis.sbLeaveRoom(this.roomKey(room), session);
+      this.index('srem', this.nodeRoomsKey(this.nodeId), `${room}/${session}`);
+    });
+  }
+
+  /**
+   * Runs a removal; when Redis fails, queues it for the next successful heartbeat and rethrows.
+   * Without this, a goodbye lost in an outage would leave a ghost member in a Redis that kept its data.
+   */
+  private async orRetryLater<T>(removal: () => Promise<T>): Promise<T> {
+    try {
+      return await removal();
+    } catch (error) {
+      this.retries.push(removal);
+      throw error;
+    }
+  }
+
+  private async runRetries(): Promise<void> {
+    for (const removal of this.retries.splice(0)) await this.orRetryLater(removal).catch(() => undefined);
   }
 
   /** Clean exit: the node's lease and indexes go at once (its sessions were detached by the drain). */
@@ -164,6 +189,7 @@ export class RedisPresence implements PresenceStore {
       // A new entry after we had registered: Redis lost our state (restart, failover) or a peer reaped us.
       if (Number(added) === 1 && this.registered) await this.restore();
       this.registered = true;
+      await this.runRetries();
       if (Date.now() - this.connectedSince >= this.leaseMs) await this.reap();
     } catch (error) {
       this.logger.warn({ err: error }, 'presence heartbeat failed');

@@ -8,10 +8,10 @@
 //                 adds them to the shared Redis counter and returns the global
 //                 total, which the local window adopts.
 //
-// Accuracy: a node can overshoot by the frames it allows between two
-// reconciliations, at most `threshold` (10 % of the budget) per node plus one
-// in-flight batch, so the global budget holds within about ±20 % with two or
-// three nodes flooding at once. A Redis error is never "limited": while the
+// Accuracy: a node runs ahead of Redis by at most `threshold` frames per user
+// (10 % of the budget), and by one frame once the user nears the limit; frames
+// past that wait for the reconciliation in flight. The global budget holds
+// within ±20 % with several nodes flooding at once (cluster-rate-limit test). A Redis error is never "limited": while the
 // store fails, an in-memory limiter decides (rate-limiter-flexible's
 // insurance pattern) and the store is retried every RETRY_MS.
 import { RateLimiterRedis } from 'rate-limiter-flexible';
@@ -21,7 +21,8 @@ import { MemoryRateLimiter, type RateDecision, type UserRateLimiter } from './ra
 
 const FLUSH_MS = 20;
 const RETRY_MS = 1000;
-const ALLOWED: Promise<RateDecision> = Promise.resolve({ allowed: true });
+const ALLOWED_DECISION: RateDecision = Object.freeze({ allowed: true });
+const ALLOWED: Promise<RateDecision> = Promise.resolve(ALLOWED_DECISION);
 
 interface UserWindow {
   /** Frames counted in this window: the last global total from Redis plus ours since. */
@@ -30,6 +31,8 @@ interface UserWindow {
   pending: number;
   resetAt: number;
   flushing: boolean;
+  /** Frames waiting for a reconciliation before they can be decided, in arrival order. */
+  waiting: ((decision: RateDecision | Promise<RateDecision>) => void)[];
 }
 
 export interface ClusterRateLimiterOptions {
@@ -67,23 +70,18 @@ export class ClusterRateLimiter implements UserRateLimiter {
 
   consume(user: string): Promise<RateDecision> {
     const now = Date.now();
-    let window = this.windows.get(user);
-    if (window === undefined || now >= window.resetAt) {
-      const carried = window?.flushing === true ? window.pending : 0;
-      window = { consumed: 0, pending: carried, resetAt: now + this.durationMs, flushing: false };
-      this.windows.set(user, window);
-    }
+    const window = this.windowFor(user, now);
     if (now < this.storeDownUntil) {
       window.pending++;
       this.schedule();
       return this.insurance.consume(user);
     }
-    if (window.consumed >= this.points) return Promise.resolve({ allowed: false, retryAfterMs: Math.max(1, window.resetAt - now) });
-    window.consumed++;
-    window.pending++;
-    if (window.pending >= this.threshold && !window.flushing) this.flushUser(user, window);
-    else this.schedule();
-    return ALLOWED;
+    // A node may run ahead of Redis by `threshold` frames per user, no more: past that, frames
+    // wait for the reconciliation in flight (and keep their order behind earlier waiters).
+    if (window.waiting.length > 0 || (window.flushing && window.pending >= this.aheadLimit(window)))
+      return new Promise((resolve) => window.waiting.push(resolve));
+    const decision = this.decide(user, window, now);
+    return decision.allowed ? ALLOWED : Promise.resolve(decision);
   }
 
   close(): void {
@@ -109,6 +107,46 @@ export class ClusterRateLimiter implements UserRateLimiter {
     }
   }
 
+  private windowFor(user: string, now: number): UserWindow {
+    const current = this.windows.get(user);
+    if (current !== undefined && now < current.resetAt) return current;
+    const fresh: UserWindow = { consumed: 0, pending: 0, resetAt: now + this.durationMs, flushing: false, waiting: current?.waiting ?? [] };
+    this.windows.set(user, fresh);
+    if (current !== undefined) {
+      // Frames that waited on the old window are decided in the new one, before anything newer.
+      current.waiting = [];
+      this.release(user, fresh);
+    }
+    return fresh;
+  }
+
+  /**
+   * How far this node may run ahead of Redis: `threshold` frames normally, one frame once the
+   * user is within `threshold` of the budget, so that only a flooding user near the limit pays a
+   * round trip per frame, and the last frames of a budget are never handed out twice.
+   */
+  private aheadLimit(window: UserWindow): number {
+    return window.consumed + this.threshold >= this.points ? 1 : this.threshold;
+  }
+
+  /** Counts one frame if the budget allows; starts a reconciliation once `threshold` frames are unreported. */
+  private decide(user: string, window: UserWindow, now: number): RateDecision {
+    if (window.consumed >= this.points) return { allowed: false, retryAfterMs: Math.max(1, window.resetAt - now) };
+    window.consumed++;
+    window.pending++;
+    if (window.pending >= this.aheadLimit(window) && !window.flushing) this.flushUser(user, window);
+    else this.schedule();
+    return ALLOWED_DECISION;
+  }
+
+  /** Decides waiting frames in order, until the budget is spent or another reconciliation must finish first. */
+  private release(user: string, window: UserWindow): void {
+    const now = Date.now();
+    while (window.waiting.length > 0 && !(window.flushing && window.pending >= this.aheadLimit(window))) {
+      window.waiting.shift()?.(this.decide(user, window, now));
+    }
+  }
+
   private flushUser(user: string, window: UserWindow): void {
     const reported = window.pending;
     window.pending = 0;
@@ -119,14 +157,19 @@ export class ClusterRateLimiter implements UserRateLimiter {
         // The global total includes what we just reported; add what arrived meanwhile.
         window.consumed = Math.max(window.consumed, result.consumedPoints + window.pending);
         window.resetAt = Date.now() + result.msBeforeNext;
+        this.release(user, window);
         if (window.pending > 0) this.schedule();
       },
       (error: unknown) => {
         window.flushing = false;
         window.pending += reported;
-        if (Date.now() >= this.storeDownUntil)
+        if (Date.now() >= this.storeDownUntil) {
           this.logger.warn({ err: error }, 'rate-limit store unavailable; limiting in memory meanwhile');
+          // The in-memory limiter takes over with what this window already used.
+          this.insurance.charge(user, window.consumed);
+        }
         this.storeDownUntil = Date.now() + RETRY_MS;
+        for (const waiter of window.waiting.splice(0)) waiter(this.insurance.consume(user));
         this.schedule();
       },
     );

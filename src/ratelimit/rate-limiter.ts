@@ -39,4 +39,9 @@ export class MemoryRateLimiter implements UserRateLimiter {
     // The memory store cannot fail; an unexpected error is allowed through rather than limiting users.
     return toDecision(this.limiter.consume(user), () => Promise.resolve(ALLOWED));
   }
+
+  /** Counts frames already allowed elsewhere (the cluster limiter hands over when Redis fails). */
+  charge(user: string, frames: number): void {
+    if (frames > 0) void this.limiter.penalty(user, frames);
+  }
 }

@@ -196,6 +196,8 @@ export class Router {
     const channel = channels.room(room);
     let members: Member[];
     try {
+      // While the bus is down a subscribe would wait in the client's queue; answer `unavailable` now.
+      if (!this.bus.isUp()) throw new Error('bus down');
       await this.subscriptions.add(channel, this.handler(() => this.byRoom.get(room) ?? []));
       members = await this.presence.joinRoom(room, { user: r.user, device: r.device, session: r.id, node: this.nodeId });
     } catch (error) {
@@ -209,9 +211,15 @@ export class Router {
     return members;
   }
 
+  /** Leaves at once locally; throws BusUnavailableError when the cluster could not be told (it is retried by the store). */
   async leaveRoom(r: Recipient, room: string): Promise<void> {
     const state = this.sessions.get(r);
-    if (state !== undefined && state.rooms.has(room)) await this.leaveRoomNow(r, state, room);
+    if (state === undefined || !state.rooms.has(room)) return;
+    try {
+      await this.leaveRoomNow(r, state, room);
+    } catch (error) {
+      throw new BusUnavailableError(error);
+    }
   }
 
   /** Sends a room message to every other member on every node; false when the bus failed. */
@@ -258,6 +266,7 @@ export class Router {
       addTo(this.watchers, user, r);
     }
     try {
+      if (!this.bus.isUp()) throw new Error('bus down');
       await Promise.all(
         added.map((user) => this.subscriptions.add(channels.presence(user), this.handler(() => this.watchers.get(user) ?? []))),
       );

@@ -1,11 +1,11 @@
 // SPEC §1 (endpoints, 404), §6.1 (health, readiness, liveness) and §6.2
 // (Prometheus metrics: names, types, labels, cardinality, METRICS_PORT).
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import { eventually } from '../helpers/eventually';
 import { http } from '../helpers/http';
 import { startTestNode, type TestNode } from '../helpers/node';
+import { freePort } from '../helpers/redis';
 import { TestClient } from '../helpers/ws-client';
 
 interface Sample {
@@ -50,18 +50,6 @@ function valueOr0(samples: Sample[], name: string, labels: Record<string, string
   return exists ? valueOf(samples, name, labels) : 0;
 }
 
-/** A port nothing listens on right now (config treats METRICS_PORT=0 as "off", so port 0 cannot be used). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const HEALTH_KEYS = ['bus', 'connections', 'node', 'redis', 'status', 'tunnels', 'uptime_s', 'version'];
 
