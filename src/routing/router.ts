@@ -21,18 +21,10 @@ import type { PresenceStore, StoreChanges } from '../presence/presence';
 import type { SignalType } from '../protocol/app-codec';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../protocol/envelope';
 import { encode, type Member, type PresenceStatus } from '../protocol/server-frames';
+import { LocalIndex, type LocalState, type Recipient } from './local-index';
 import { Subscriptions } from './subscriptions';
 
-/** A local session as the router sees it. */
-export interface Recipient {
-  readonly id: string;
-  readonly user: string;
-  readonly device: string;
-  /** Sends an encoded frame (slow consumers are closed by the transport). */
-  deliver(frame: string, type: string): void;
-  /** Closed by the server: takeover (4009). */
-  kick(close: typeof CLOSE.replaced): void;
-}
+export type { Recipient };
 
 export type DirectOutcome = 'delivered' | 'peer_offline' | 'unavailable';
 export type EventTarget = { user: string; device?: string } | { room: string } | { broadcast: true };
@@ -43,11 +35,6 @@ export class BusUnavailableError extends Error {
     super('cluster bus unavailable', { cause });
     this.name = 'BusUnavailableError';
   }
-}
-
-interface LocalState {
-  readonly rooms: Set<string>;
-  readonly watching: Set<string>;
 }
 
 export interface RouterDeps {
@@ -66,10 +53,7 @@ export class Router {
   private readonly metrics: Metrics;
   private readonly subscriptions: Subscriptions;
 
-  private readonly sessions = new Map<Recipient, LocalState>();
-  private readonly byUser = new Map<string, Set<Recipient>>();
-  private readonly byRoom = new Map<string, Set<Recipient>>();
-  private readonly watchers = new Map<string, Set<Recipient>>();
+  private readonly local = new LocalIndex();
 
   constructor(deps: RouterDeps) {
     this.nodeId = deps.nodeId;
@@ -83,38 +67,24 @@ export class Router {
 
   /** Every node listens to broadcasts. */
   async start(): Promise<void> {
-    await this.subscriptions.add(channels.broadcast(), this.handler(() => this.sessions.keys()));
-  }
-
-  get localSessions(): number {
-    return this.sessions.size;
-  }
-
-  recipients(): IterableIterator<Recipient> {
-    return this.sessions.keys();
+    await this.subscriptions.add(channels.broadcast(), this.handler(() => this.local.all()));
   }
 
   // ── sessions ────────────────────────────────────────────────────────────
 
   /** Registers a new local session: cluster-wide uniqueness of (user, device), presence, its channels. */
   async attach(r: Recipient): Promise<void> {
-    this.sessions.set(r, { rooms: new Set(), watching: new Set() });
-    addTo(this.byUser, r.user, r);
+    this.local.add(r);
     const userChannel = channels.user(r.user);
     const deviceChannel = channels.device(r.user, r.device);
     await Promise.all([
-      this.subscriptions.add(userChannel, this.handler(() => this.byUser.get(r.user) ?? [])),
-      this.subscriptions.add(
-        deviceChannel,
-        this.handler(() => [...(this.byUser.get(r.user) ?? [])].filter((s) => s.device === r.device)),
-      ),
+      this.subscriptions.add(userChannel, this.handler(() => this.local.devicesOf(r.user))),
+      this.subscriptions.add(deviceChannel, this.handler(() => this.local.recipientsOf(r.user, r.device))),
     ]);
     const added = await this.presence.addDevice({ user: r.user, device: r.device, session: r.id, node: this.nodeId });
     // The older connection of the same device loses (SPEC §3.1). It is kicked only now that the
     // store names the new one as holder, so its goodbye does not report the user offline.
-    for (const other of [...(this.byUser.get(r.user) ?? [])]) {
-      if (other !== r && other.device === r.device) other.kick(CLOSE.replaced);
-    }
+    for (const other of this.local.recipientsOf(r.user, r.device)) if (other !== r) other.kick(CLOSE.replaced);
     if (added.replaced !== undefined && added.replaced.node !== this.nodeId) {
       await this.publish(deviceChannel, encodeEnvelope({ k: 'kick', o: this.nodeId, s: added.replaced.session }));
     }
@@ -137,13 +107,11 @@ export class Router {
   }
 
   private async detachNow(r: Recipient): Promise<void> {
-    const state = this.sessions.get(r);
+    const state = this.local.remove(r);
     if (state === undefined) return;
-    this.sessions.delete(r);
-    removeFrom(this.byUser, r.user, r);
     this.subscriptions.remove(channels.user(r.user));
     this.subscriptions.remove(channels.device(r.user, r.device));
-    for (const user of state.watching) this.dropWatch(r, user);
+    for (const user of [...state.watching]) this.dropWatch(r, state, user);
     const leaving = [...state.rooms].map((room) => this.leaveRoomNow(r, state, room));
     try {
       await Promise.all(leaving);
@@ -161,7 +129,7 @@ export class Router {
     const started = performance.now();
     const frame = encode.signal(type, from.user, from.device, payload);
     let delivered = 0;
-    for (const target of this.byUser.get(to) ?? []) {
+    for (const target of this.local.devicesOf(to)) {
       if (target === from || (device !== undefined && target.device !== device)) continue;
       target.deliver(frame, type);
       delivered++;
@@ -177,34 +145,30 @@ export class Router {
   // ── rooms (SPEC §3.3) ───────────────────────────────────────────────────
 
   isMember(r: Recipient, room: string): boolean {
-    return this.sessions.get(r)?.rooms.has(room) ?? false;
+    return this.local.state(r)?.rooms.has(room) ?? false;
   }
 
   roomCount(r: Recipient): number {
-    return this.sessions.get(r)?.rooms.size ?? 0;
+    return this.local.state(r)?.rooms.size ?? 0;
   }
 
   /** Joins; resolves with every member (the new one included). Throws BusUnavailableError (membership rolled back). */
   async joinRoom(r: Recipient, room: string): Promise<Member[]> {
-    const state = this.sessions.get(r);
+    const state = this.local.state(r);
     if (state === undefined) return [];
     // Subscribing again is answered with the current members and announced to nobody.
     if (state.rooms.has(room)) return this.presence.joinRoom(room, { user: r.user, device: r.device, session: r.id, node: this.nodeId });
     // Local state first and synchronously: a publish right after subscribe must see the membership.
-    state.rooms.add(room);
-    addTo(this.byRoom, room, r);
+    this.local.join(r, state, room);
     const channel = channels.room(room);
     let members: Member[];
     try {
       // While the bus is down a subscribe would wait in the client's queue; answer `unavailable` now.
       if (!this.bus.isUp()) throw new Error('bus down');
-      await this.subscriptions.add(channel, this.handler(() => this.byRoom.get(room) ?? []));
+      await this.subscriptions.add(channel, this.handler(() => this.local.membersOf(room)));
       members = await this.presence.joinRoom(room, { user: r.user, device: r.device, session: r.id, node: this.nodeId });
     } catch (error) {
-      if (state.rooms.delete(room)) {
-        removeFrom(this.byRoom, room, r);
-        this.subscriptions.remove(channel);
-      }
+      if (this.local.leave(r, state, room)) this.subscriptions.remove(channel);
       throw new BusUnavailableError(error);
     }
     await this.sendToRoom(r, room, encode.memberJoined(room, { user: r.user, device: r.device }), 'member_joined');
@@ -213,7 +177,7 @@ export class Router {
 
   /** Leaves at once locally; throws BusUnavailableError when the cluster could not be told (it is retried by the store). */
   async leaveRoom(r: Recipient, room: string): Promise<void> {
-    const state = this.sessions.get(r);
+    const state = this.local.state(r);
     if (state === undefined || !state.rooms.has(room)) return;
     try {
       await this.leaveRoomNow(r, state, room);
@@ -228,8 +192,7 @@ export class Router {
   }
 
   private async leaveRoomNow(r: Recipient, state: LocalState, room: string): Promise<void> {
-    state.rooms.delete(room);
-    removeFrom(this.byRoom, room, r);
+    this.local.leave(r, state, room);
     try {
       await this.presence.leaveRoom(room, r.id);
       await this.sendToRoom(r, room, encode.memberLeft(room, { user: r.user, device: r.device }), 'member_left');
@@ -240,7 +203,7 @@ export class Router {
 
   private async sendToRoom(from: Recipient, room: string, frame: string, type: string): Promise<boolean> {
     const started = performance.now();
-    for (const member of this.byRoom.get(room) ?? []) if (member !== from) member.deliver(frame, type);
+    for (const member of this.local.membersOf(room)) if (member !== from) member.deliver(frame, type);
     this.metrics.deliverySeconds.labels('local').observe((performance.now() - started) / 1000);
     const remote = await this.publishCountingOthers(channels.room(room), { k: 'room', o: this.nodeId, s: from.id, t: type }, frame);
     return remote !== undefined;
@@ -249,36 +212,34 @@ export class Router {
   // ── presence (SPEC §3.4) ────────────────────────────────────────────────
 
   isWatching(r: Recipient, user: string): boolean {
-    return this.sessions.get(r)?.watching.has(user) ?? false;
+    return this.local.state(r)?.watching.has(user) ?? false;
   }
 
   watchCount(r: Recipient): number {
-    return this.sessions.get(r)?.watching.size ?? 0;
+    return this.local.state(r)?.watching.size ?? 0;
   }
 
   /** Starts watching; resolves with the current state of each user. Throws BusUnavailableError. */
   async watch(r: Recipient, users: readonly string[]): Promise<Record<string, PresenceStatus>> {
-    const state = this.sessions.get(r);
+    const state = this.local.state(r);
     if (state === undefined) return {};
     const added = users.filter((u) => !state.watching.has(u));
-    for (const user of added) {
-      state.watching.add(user);
-      addTo(this.watchers, user, r);
-    }
+    for (const user of added) this.local.watch(r, state, user);
     try {
       if (!this.bus.isUp()) throw new Error('bus down');
       await Promise.all(
-        added.map((user) => this.subscriptions.add(channels.presence(user), this.handler(() => this.watchers.get(user) ?? []))),
+        added.map((user) => this.subscriptions.add(channels.presence(user), this.handler(() => this.local.watchersOf(user)))),
       );
       return await this.presence.status(users);
     } catch (error) {
-      for (const user of added) if (state.watching.has(user)) this.dropWatch(r, user);
+      for (const user of added) this.dropWatch(r, state, user);
       throw new BusUnavailableError(error);
     }
   }
 
   unwatch(r: Recipient, users: readonly string[]): void {
-    for (const user of users) this.dropWatch(r, user);
+    const state = this.local.state(r);
+    if (state !== undefined) for (const user of users) this.dropWatch(r, state, user);
   }
 
   async status(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
@@ -289,11 +250,8 @@ export class Router {
     }
   }
 
-  private dropWatch(r: Recipient, user: string): void {
-    const state = this.sessions.get(r);
-    if (state !== undefined && !state.watching.delete(user)) return;
-    removeFrom(this.watchers, user, r);
-    this.subscriptions.remove(channels.presence(user));
+  private dropWatch(r: Recipient, state: LocalState, user: string): void {
+    if (this.local.unwatch(r, state, user)) this.subscriptions.remove(channels.presence(user));
   }
 
   /**
@@ -328,7 +286,7 @@ export class Router {
       return;
     }
     const frame = encode.presenceChange(user, status);
-    for (const watcher of this.watchers.get(user) ?? []) watcher.deliver(frame, 'presence');
+    for (const watcher of this.local.watchersOf(user)) watcher.deliver(frame, 'presence');
     await this.publish(channels.presence(user), encodeEnvelope({ k: 'pres', o: this.nodeId }, frame));
   }
 
@@ -338,7 +296,7 @@ export class Router {
     for (const user of changes.offline) await this.announcePresence(user, 'offline');
     for (const { room, user, device } of changes.left) {
       const frame = encode.memberLeft(room, { user, device });
-      for (const member of this.byRoom.get(room) ?? []) member.deliver(frame, 'member_left');
+      for (const member of this.local.membersOf(room)) member.deliver(frame, 'member_left');
       // No session sent this; '' excludes nobody.
       await this.publish(channels.room(room), encodeEnvelope({ k: 'room', o: this.nodeId, s: '', t: 'member_left' }, frame));
     }
@@ -352,16 +310,14 @@ export class Router {
     let local: Iterable<Recipient>;
     let channel: string;
     if ('broadcast' in target) {
-      local = this.sessions.keys();
+      local = this.local.all();
       channel = channels.broadcast();
     } else if ('room' in target) {
-      local = this.byRoom.get(target.room) ?? [];
+      local = this.local.membersOf(target.room);
       channel = channels.room(target.room);
     } else {
-      const device = target.device;
-      const all = this.byUser.get(target.user) ?? [];
-      local = device === undefined ? all : [...all].filter((s) => s.device === device);
-      channel = device === undefined ? channels.user(target.user) : channels.device(target.user, device);
+      local = this.local.recipientsOf(target.user, target.device);
+      channel = target.device === undefined ? channels.user(target.user) : channels.device(target.user, target.device);
     }
     for (const r of local) r.deliver(frame, 'event');
     if ((await this.publishCountingOthers(channel, { k: 'event', o: this.nodeId }, frame)) === undefined)
@@ -422,17 +378,4 @@ export class Router {
       this.logger.warn({ err: error }, 'bus publish failed');
     }
   }
-}
-
-function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  let set = map.get(key);
-  if (set === undefined) map.set(key, (set = new Set()));
-  set.add(value);
-}
-
-function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (set === undefined) return;
-  set.delete(value);
-  if (set.size === 0) map.delete(key);
 }

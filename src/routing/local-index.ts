@@ -1,0 +1,113 @@
+// The node's own sessions, indexed the ways the router looks them up: by
+// user, by room and by watched user. Synchronous and local: the bus and the
+// presence store are the router's business.
+import type { CLOSE } from '../errors/codes';
+
+/** A local session as the router sees it. */
+export interface Recipient {
+  readonly id: string;
+  readonly user: string;
+  readonly device: string;
+  /** Sends an encoded frame (slow consumers are closed by the transport). */
+  deliver(frame: string, type: string): void;
+  /** Closed by the server: takeover (4009). */
+  kick(close: typeof CLOSE.replaced): void;
+}
+
+/** What one session joined and watches. */
+export interface LocalState {
+  readonly rooms: Set<string>;
+  readonly watching: Set<string>;
+}
+
+const NONE: readonly Recipient[] = [];
+
+export class LocalIndex {
+  private readonly sessions = new Map<Recipient, LocalState>();
+  private readonly byUser = new Map<string, Set<Recipient>>();
+  private readonly byRoom = new Map<string, Set<Recipient>>();
+  private readonly watchers = new Map<string, Set<Recipient>>();
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  all(): Iterable<Recipient> {
+    return this.sessions.keys();
+  }
+
+  state(r: Recipient): LocalState | undefined {
+    return this.sessions.get(r);
+  }
+
+  add(r: Recipient): LocalState {
+    const state: LocalState = { rooms: new Set(), watching: new Set() };
+    this.sessions.set(r, state);
+    addTo(this.byUser, r.user, r);
+    return state;
+  }
+
+  /** Forgets the session as a user's device; its rooms and watches are left for the caller to undo. */
+  remove(r: Recipient): LocalState | undefined {
+    const state = this.sessions.get(r);
+    if (state === undefined) return undefined;
+    this.sessions.delete(r);
+    removeFrom(this.byUser, r.user, r);
+    return state;
+  }
+
+  devicesOf(user: string): Iterable<Recipient> {
+    return this.byUser.get(user) ?? NONE;
+  }
+
+  /** The user's local sessions, or only those of `device`. */
+  recipientsOf(user: string, device?: string): Recipient[] {
+    const all = [...this.devicesOf(user)];
+    return device === undefined ? all : all.filter((s) => s.device === device);
+  }
+
+  membersOf(room: string): Iterable<Recipient> {
+    return this.byRoom.get(room) ?? NONE;
+  }
+
+  watchersOf(user: string): Iterable<Recipient> {
+    return this.watchers.get(user) ?? NONE;
+  }
+
+  join(r: Recipient, state: LocalState, room: string): void {
+    state.rooms.add(room);
+    addTo(this.byRoom, room, r);
+  }
+
+  /** Returns whether the session was a member. */
+  leave(r: Recipient, state: LocalState, room: string): boolean {
+    if (!state.rooms.delete(room)) return false;
+    removeFrom(this.byRoom, room, r);
+    return true;
+  }
+
+  watch(r: Recipient, state: LocalState, user: string): void {
+    state.watching.add(user);
+    addTo(this.watchers, user, r);
+  }
+
+  /** Returns whether the session was watching `user`. */
+  unwatch(r: Recipient, state: LocalState, user: string): boolean {
+    if (!state.watching.delete(user)) return false;
+    removeFrom(this.watchers, user, r);
+    return true;
+  }
+}
+
+function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key);
+  if (set === undefined) map.set(key, (set = new Set()));
+  set.add(value);
+}
+
+function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  if (set === undefined) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
+}
