@@ -99,6 +99,19 @@ export class RedisPresence implements PresenceStore {
 
   async addDevice(conn: DeviceConnection): Promise<AddResult> {
     this.localDevices.set(conn.session, conn);
+    try {
+      return await this.register(conn);
+    } catch (error) {
+      // Registered when Redis answers again; a user who came online meanwhile is announced then.
+      this.retries.push(async () => {
+        if (!this.localDevices.has(conn.session)) return;
+        if ((await this.register(conn)).wentOnline) this.emit({ online: [conn.user], offline: [], left: [] });
+      });
+      throw error;
+    }
+  }
+
+  private async register(conn: DeviceConnection): Promise<AddResult> {
     const [wentOnline, previous] = await this.redis.sbAddDevice(this.userKey(conn.user), conn.device, `${conn.session}|${conn.node}`);
     this.index('sadd', this.nodeDevicesKey(conn.node), `${conn.user}/${conn.device}/${conn.session}`);
     const result: AddResult = { wentOnline: wentOnline === 1 };

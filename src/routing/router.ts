@@ -77,10 +77,14 @@ export class Router {
     this.local.add(r);
     const userChannel = channels.user(r.user);
     const deviceChannel = channels.device(r.user, r.device);
-    await Promise.all([
+    const subscribing = Promise.all([
       this.subscriptions.add(userChannel, this.handler(() => this.local.devicesOf(r.user))),
       this.subscriptions.add(deviceChannel, this.handler(() => this.local.recipientsOf(r.user, r.device))),
     ]);
+    // During an outage the subscribes wait in the subscriber's queue and apply when the bus returns;
+    // the connection is welcomed now rather than held (the store retries the registration).
+    if (this.bus.isUp()) await subscribing;
+    else subscribing.catch((error: unknown) => this.logger.warn({ err: error }, 'subscribe failed during a bus outage'));
     const added = await this.presence.addDevice({ user: r.user, device: r.device, session: r.id, node: this.nodeId });
     // The older connection of the same device loses (SPEC §3.1). It is kicked only now that the
     // store names the new one as holder, so its goodbye does not report the user offline.

@@ -50,6 +50,8 @@ export class ClientSession implements Recipient, Drainable {
   private closing = false;
   private readonly openedAt = performance.now();
   private logger: Logger | undefined;
+  /** Frames for this session that arrived before its welcome was sent; undefined once welcomed. */
+  private early: [frame: string, type: string][] | undefined = [];
 
   constructor(
     private readonly deps: SessionDeps,
@@ -69,23 +71,40 @@ export class ClientSession implements Recipient, Drainable {
   }
 
   open(): void {
-    const { config, metrics, router } = this.deps;
+    const { metrics, router } = this.deps;
     metrics.activeConnections.inc();
-    this.send(
-      encode.welcome({
-        user: this.user,
-        device: this.device,
-        session: this.id,
-        node: config.nodeId,
-        heartbeatMs: Math.min(30_000, (config.IDLE_TIMEOUT_S * 1000) / 2),
-        resumed: false,
-      }),
-      'welcome',
-    );
     this.armExpiry();
-    router.attach(this).catch((error: unknown) => {
-      // Local delivery works regardless; cross-node routing comes back when the bus does.
-      this.log.warn({ err: error }, 'could not register the connection cluster-wide');
+    // The welcome waits for the cluster registration: once a client holds it, peers can reach it
+    // and a newer connection of the same device wins, on every node. Frames that arrive earlier
+    // are handled meanwhile (the local index is updated synchronously).
+    router.attach(this).then(
+      () => this.welcome(),
+      (error: unknown) => {
+        // Local delivery works regardless; cross-node routing comes back when the bus does.
+        this.log.warn({ err: error }, 'could not register the connection cluster-wide');
+        this.welcome();
+      },
+    );
+  }
+
+  private welcome(): void {
+    const { config } = this.deps;
+    const early = this.early;
+    this.early = undefined;
+    // From a promise callback, outside uWS: cork so the welcome and what waited behind it go out in one write.
+    this.conn.cork(() => {
+      this.write(
+        encode.welcome({
+          user: this.user,
+          device: this.device,
+          session: this.id,
+          node: config.nodeId,
+          heartbeatMs: Math.min(30_000, (config.IDLE_TIMEOUT_S * 1000) / 2),
+          resumed: false,
+        }),
+        'welcome',
+      );
+      for (const [frame, type] of early ?? []) this.write(frame, type);
     });
   }
 
@@ -116,7 +135,7 @@ export class ClientSession implements Recipient, Drainable {
   // ── Recipient ───────────────────────────────────────────────────────────
 
   deliver(frame: string, type: string): void {
-    if (!this.closed) this.send(frame, type);
+    this.send(frame, type);
   }
 
   kick(close: typeof CLOSE.replaced): void {
@@ -275,7 +294,13 @@ export class ClientSession implements Recipient, Drainable {
     this.send(encode.error(code, message, id), 'error');
   }
 
+  /** Every frame goes out here; before the welcome, frames wait behind it (SPEC §3.1: the welcome comes first). */
   private send(frame: string, type: string): void {
+    if (this.early !== undefined) this.early.push([frame, type]);
+    else this.write(frame, type);
+  }
+
+  private write(frame: string, type: string): void {
     if (this.closed) return;
     this.conn.send(frame);
     this.deps.metrics.countSent(type);
