@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { eventually } from './eventually';
 import { freePort } from './redis';
-import type { TestClient } from './ws-client';
 
 export interface RedisClusterDeployment {
   /** `host:port,host:port,...` for REDIS_CLUSTER_NODES. */
@@ -194,19 +193,3 @@ export async function startRedisSentinel(t: TestContext, sentinelCount = 1): Pro
   };
 }
 
-/**
- * Waits until `from` can reach `to`'s `device` across the cluster: a direct
- * `message` to that device is acked (not peer_offline). A node sends `welcome`
- * before it has subscribed the new connection's channels and registered its
- * presence (ClientSession.open), so a peer acting on a welcome at once can
- * race that registration; the tests wait here to check routing, not the race.
- * The probe frames reach the device as `message` frames with payload PROBE.
- */
-export const PROBE = 'reachability probe';
-
-export async function untilReachable(from: TestClient, to: string, device: string, timeoutMs = 5000): Promise<void> {
-  await eventually(async () => {
-    const reply = await from.request({ type: 'message', to, device, payload: PROBE });
-    if (reply.type !== 'ack') throw new Error(`${to}/${device} is not reachable: ${JSON.stringify(reply)}`);
-  }, timeoutMs, 20);
-}
