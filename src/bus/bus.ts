@@ -22,6 +22,12 @@ export interface Bus {
   unsubscribe(channel: string): Promise<void>;
   /** Resolves with the number of nodes subscribed to `channel` (this one included); rejects when the bus is down. */
   publish(channel: string, message: string): Promise<number>;
+  /**
+   * False only when the bus knows, without I/O, that no other node subscribes to `channel` (the
+   * in-process bus does); the router then skips encoding and publishing an envelope nobody would
+   * read. The Redis bus cannot know without a round trip and answers true.
+   */
+  othersMayListen(channel: string): boolean;
   /** Whether the bus looks usable right now (connection state); the health check adds a round-trip probe. */
   isUp(): boolean;
   close(): Promise<void>;

@@ -20,6 +20,10 @@ export class MemoryBroker {
     if (set.size === 0) this.subscribers.delete(channel);
   }
 
+  subscriberCount(channel: string): number {
+    return this.subscribers.get(channel)?.size ?? 0;
+  }
+
   deliver(channel: string, message: string): number {
     const set = this.subscribers.get(channel);
     if (set === undefined) return 0;
@@ -52,6 +56,10 @@ export class MemoryBus implements Bus {
   publish(channel: string, message: string): Promise<number> {
     if (this.closed) return Promise.reject(new Error('bus closed'));
     return Promise.resolve(this.broker.deliver(channel, message));
+  }
+
+  othersMayListen(channel: string): boolean {
+    return this.broker.subscriberCount(channel) - (this.handlers.has(channel) ? 1 : 0) > 0;
   }
 
   /** Called by the broker. */

@@ -121,6 +121,10 @@ export class RedisBus implements Bus {
     return batch.result;
   }
 
+  othersMayListen(): boolean {
+    return true;
+  }
+
   isUp(): boolean {
     return !this.closed && this.options.commands.status === 'ready' && this.options.subscriber.status === 'ready';
   }

@@ -12,17 +12,24 @@ export class Metrics {
     help: 'App WebSocket connections open on this node',
     registers: [this.registry],
   });
-  readonly messagesReceived = new Counter({
+  // Frame counters run once per frame: the hot path adds to plain numbers, and prom-client
+  // reads them at scrape time (collect). A prom-client inc() per frame cost ~7 % of a relay.
+  private readonly received = new Map<string, number>();
+  private readonly sent = new Map<string, number>();
+
+  readonly messagesReceived: Counter<'type'> = new Counter({
     name: 'signaling_messages_received_total',
     help: 'App frames received, by frame type (invalid frames count as "invalid")',
     labelNames: ['type'] as const,
     registers: [this.registry],
+    collect: (): void => flushInto(this.received, this.messagesReceived),
   });
-  readonly messagesSent = new Counter({
+  readonly messagesSent: Counter<'type'> = new Counter({
     name: 'signaling_messages_sent_total',
     help: 'App frames sent, by frame type',
     labelNames: ['type'] as const,
     registers: [this.registry],
+    collect: (): void => flushInto(this.sent, this.messagesSent),
   });
   readonly rateLimitExceeded = new Counter({
     name: 'signaling_rate_limit_exceeded_total',
@@ -87,20 +94,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  private readonly sentByType = new Map<string, Counter.Internal>();
-  private readonly receivedByType = new Map<string, Counter.Internal>();
+  // Label children used per message, looked up once (labels() hashes its arguments on every call).
+  readonly deliveredLocal = this.deliverySeconds.labels('local');
+  readonly deliveredRemote = this.deliverySeconds.labels('remote');
+  readonly busIn = this.busMessages.labels('in');
+  readonly busOut = this.busMessages.labels('out');
 
-  /** Counts a sent frame; label children are cached because this runs once per delivered frame. */
+  /** Counts a sent frame (`type` is one of the known frame types: bounded cardinality). */
   countSent(type: string): void {
-    let child = this.sentByType.get(type);
-    if (child === undefined) this.sentByType.set(type, (child = this.messagesSent.labels(type)));
-    child.inc();
+    this.sent.set(type, (this.sent.get(type) ?? 0) + 1);
   }
 
   countReceived(type: string): void {
-    let child = this.receivedByType.get(type);
-    if (child === undefined) this.receivedByType.set(type, (child = this.messagesReceived.labels(type)));
-    child.inc();
+    this.received.set(type, (this.received.get(type) ?? 0) + 1);
   }
 
   constructor(labels: { node: string }) {
@@ -118,4 +124,10 @@ export class Metrics {
     this.busMessages.inc({ direction: 'in' }, 0);
     this.busMessages.inc({ direction: 'out' }, 0);
   }
+}
+
+/** Moves the counts gathered since the last scrape into the prom-client counter. */
+function flushInto(counts: Map<string, number>, counter: Counter<'type'>): void {
+  for (const [type, n] of counts) if (n > 0) counter.inc({ type }, n);
+  counts.clear();
 }
