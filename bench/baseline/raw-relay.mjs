@@ -1,0 +1,156 @@
+// The benchmark's baseline: the least a relay on uWebSockets.js can do, with
+// none of Switchboard's work (no JSON, no auth, no rate limits, no metrics).
+// Switchboard's results are reported as ratios to this server, measured in the
+// same run on the same machine.
+//
+//   node bench/baseline/raw-relay.mjs [--port 0] [--host 127.0.0.1] [--redis redis://127.0.0.1:6379] [--prefix raw:]
+//
+// One /ws endpoint; the query says what a socket is:
+//   ?id=<name>              registers the socket under <name> (and, with --redis, subscribes to <prefix><name>)
+//   &to=<name>              every frame from it is forwarded unchanged to socket <name>: a local
+//                           socket directly; otherwise (with --redis) published on <prefix><name>
+//   ?sub=<topic>            subscribed to <topic> (uWS pub/sub)
+//   ?pub=<topic>            every frame from it is app.publish()ed to <topic>
+// Every socket gets one small frame on open (like Switchboard's welcome), so
+// clients know the upgrade finished; idle sockets then just stay.
+//
+// Two nodes: run two processes on one Redis. Messages for remote sockets are
+// gathered per destination during an event-loop turn and flushed with
+// setImmediate as one PUBLISH per destination, all in one pipeline, as
+// length-prefixed batches — the technique Switchboard's Redis bus uses.
+//
+// Prints one JSON line {"msg":"raw listening","port":N} when it listens; exits on SIGTERM/SIGINT.
+import uWS from 'uWebSockets.js';
+import Redis from 'ioredis';
+
+const args = process.argv.slice(2);
+const arg = (name, fallback) => {
+  const i = args.indexOf(`--${name}`);
+  return i === -1 ? fallback : args[i + 1];
+};
+const host = arg('host', '127.0.0.1');
+const port = Number(arg('port', '0'));
+const redisUrl = arg('redis', '');
+const prefix = arg('prefix', 'raw:');
+
+const WELCOME = '{"type":"welcome"}';
+const sockets = new Map();
+const app = uWS.App();
+
+let pub;
+let sub;
+let pending = new Map();
+let flushScheduled = false;
+
+function encodeBatch(messages) {
+  let out = '';
+  for (const m of messages) out += `${m.length}:${m}`;
+  return out;
+}
+
+function flush() {
+  flushScheduled = false;
+  const batches = pending;
+  pending = new Map();
+  const pipeline = pub.pipeline();
+  for (const [to, messages] of batches) pipeline.publish(prefix + to, encodeBatch(messages));
+  pipeline.exec().catch((error) => console.error('publish failed', error));
+}
+
+function publishRemote(to, text) {
+  let list = pending.get(to);
+  if (list === undefined) pending.set(to, (list = []));
+  list.push(text);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flush);
+  }
+}
+
+function deliverBatch(channel, payload) {
+  const ws = sockets.get(channel.slice(prefix.length));
+  if (ws === undefined) return;
+  ws.cork(() => {
+    let at = 0;
+    while (at < payload.length) {
+      const colon = payload.indexOf(':', at);
+      const length = Number(payload.slice(at, colon));
+      ws.send(payload.slice(colon + 1, colon + 1 + length), false);
+      at = colon + 1 + length;
+    }
+  });
+}
+
+const utf8 = new TextDecoder();
+
+app.ws('/ws', {
+  compression: uWS.DISABLED,
+  maxPayloadLength: 256 * 1024,
+  maxBackpressure: 2 * 1024 * 1024,
+  idleTimeout: 120,
+  sendPingsAutomatically: true,
+  upgrade: (res, req, context) => {
+    const q = new URLSearchParams(req.getQuery() ?? '');
+    res.upgrade(
+      { id: q.get('id') ?? '', to: q.get('to') ?? '', sub: q.get('sub') ?? '', pub: q.get('pub') ?? '' },
+      req.getHeader('sec-websocket-key'),
+      req.getHeader('sec-websocket-protocol'),
+      req.getHeader('sec-websocket-extensions'),
+      context,
+    );
+  },
+  open: (ws) => {
+    const data = ws.getUserData();
+    if (data.id !== '') {
+      sockets.set(data.id, ws);
+      if (sub !== undefined) sub.subscribe(prefix + data.id).catch(() => undefined);
+    }
+    if (data.sub !== '') ws.subscribe(data.sub);
+    ws.send(WELCOME, false);
+  },
+  message: (ws, message, isBinary) => {
+    const data = ws.getUserData();
+    if (data.pub !== '') {
+      app.publish(data.pub, message, isBinary);
+      return;
+    }
+    if (data.to === '') return;
+    const target = sockets.get(data.to);
+    if (target !== undefined) target.send(message, isBinary);
+    // The message buffer is only borrowed: decode it now.
+    else if (pub !== undefined) publishRemote(data.to, utf8.decode(message));
+  },
+  close: (ws) => {
+    const data = ws.getUserData();
+    if (data.id !== '' && sockets.get(data.id) === ws) {
+      sockets.delete(data.id);
+      if (sub !== undefined) sub.unsubscribe(prefix + data.id).catch(() => undefined);
+    }
+  },
+});
+
+if (redisUrl !== '') {
+  pub = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  sub = new Redis(redisUrl, { lazyConnect: true });
+  await Promise.all([pub.connect(), sub.connect()]);
+  sub.on('message', deliverBatch);
+}
+
+let listenSocket;
+app.listen(host, port, (socket) => {
+  if (socket === false) {
+    console.error(`raw-relay: could not listen on ${host}:${port}`);
+    process.exit(1);
+  }
+  listenSocket = socket;
+  process.stdout.write(`${JSON.stringify({ msg: 'raw listening', port: uWS.us_socket_local_port(socket) })}\n`);
+});
+
+const stop = () => {
+  if (listenSocket !== undefined) uWS.us_listen_socket_close(listenSocket);
+  pub?.disconnect();
+  sub?.disconnect();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
