@@ -90,7 +90,7 @@ export class Router {
     // store names the new one as holder, so its goodbye does not report the user offline.
     for (const other of this.local.recipientsOf(r.user, r.device)) if (other !== r) other.kick(CLOSE.replaced);
     if (added.replaced !== undefined && added.replaced.node !== this.nodeId) {
-      await this.publish(deviceChannel, encodeEnvelope({ k: 'kick', o: this.nodeId, s: added.replaced.session }));
+      await this.publishCountingOthers(deviceChannel, { k: 'kick', o: this.nodeId, s: added.replaced.session }, '');
     }
     if (added.wentOnline) await this.announcePresence(r.user, 'online');
   }
@@ -205,11 +205,12 @@ export class Router {
     }
   }
 
-  private async sendToRoom(from: Recipient, room: string, frame: string, type: string): Promise<boolean> {
+  /** Room traffic to every member on every node but `from` (undefined: the server speaks, nobody is excluded). */
+  private async sendToRoom(from: Recipient | undefined, room: string, frame: string, type: string): Promise<boolean> {
     const started = performance.now();
     for (const member of this.local.membersOf(room)) if (member !== from) member.deliver(frame, type);
     this.metrics.deliveredLocal.observe((performance.now() - started) / 1000);
-    const remote = await this.publishCountingOthers(channels.room(room), { k: 'room', o: this.nodeId, s: from.id, t: type }, frame);
+    const remote = await this.publishCountingOthers(channels.room(room), { k: 'room', o: this.nodeId, s: from?.id ?? '', t: type }, frame);
     return remote !== undefined;
   }
 
@@ -291,19 +292,14 @@ export class Router {
     }
     const frame = encode.presenceChange(user, status);
     for (const watcher of this.local.watchersOf(user)) watcher.deliver(frame, 'presence');
-    await this.publish(channels.presence(user), encodeEnvelope({ k: 'pres', o: this.nodeId }, frame));
+    await this.publishCountingOthers(channels.presence(user), { k: 'pres', o: this.nodeId }, frame);
   }
 
   /** Announces what the store changed by itself: a dead node reaped, or this node's state restored. */
   private async announceStoreChanges(changes: StoreChanges): Promise<void> {
     for (const user of changes.online) await this.announcePresence(user, 'online');
     for (const user of changes.offline) await this.announcePresence(user, 'offline');
-    for (const { room, user, device } of changes.left) {
-      const frame = encode.memberLeft(room, { user, device });
-      for (const member of this.local.membersOf(room)) member.deliver(frame, 'member_left');
-      // No session sent this; '' excludes nobody.
-      await this.publish(channels.room(room), encodeEnvelope({ k: 'room', o: this.nodeId, s: '', t: 'member_left' }, frame));
-    }
+    for (const { room, user, device } of changes.left) await this.sendToRoom(undefined, room, encode.memberLeft(room, { user, device }), 'member_left');
   }
 
   // ── server events (SPEC §4) ─────────────────────────────────────────────
@@ -359,7 +355,7 @@ export class Router {
     };
   }
 
-  /** Publishes; resolves with how many OTHER nodes received it, or undefined when the bus failed. */
+  /** Publishes; resolves with how many OTHER nodes received it, or undefined when the bus failed (counted and logged here). */
   private async publishCountingOthers(channel: string, header: Envelope, frame: string): Promise<number | undefined> {
     // One node on the in-process bus: nobody else could receive it, so no envelope is built (measured ~10 % of a relay).
     if (!this.bus.othersMayListen(channel)) return this.bus.isUp() ? 0 : undefined;
@@ -372,16 +368,6 @@ export class Router {
       this.metrics.busPublishErrors.inc();
       this.logger.warn({ err: error }, 'bus publish failed');
       return undefined;
-    }
-  }
-
-  private async publish(channel: string, message: string): Promise<void> {
-    try {
-      await this.bus.publish(channel, message);
-      this.metrics.busOut.inc();
-    } catch (error) {
-      this.metrics.busPublishErrors.inc();
-      this.logger.warn({ err: error }, 'bus publish failed');
     }
   }
 }
