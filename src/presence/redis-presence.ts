@@ -57,7 +57,7 @@ export class RedisPresence implements PresenceStore {
   /** What this node registered, to restore it when Redis lost it (restart, or we were reaped). */
   private readonly localDevices = new Map<string, DeviceConnection>();
   private readonly localRooms = new Map<string, Map<string, Member>>();
-  private readonly retries: (() => Promise<unknown>)[] = [];
+  private readonly retries: (() => Promise<void>)[] = [];
   private timer: NodeJS.Timeout | undefined;
   private connectedSince: number;
   private registered = false;
@@ -99,16 +99,9 @@ export class RedisPresence implements PresenceStore {
 
   async addDevice(conn: DeviceConnection): Promise<AddResult> {
     this.localDevices.set(conn.session, conn);
-    try {
-      return await this.register(conn);
-    } catch (error) {
-      // Registered when Redis answers again; a user who came online meanwhile is announced then.
-      this.retries.push(async () => {
-        if (!this.localDevices.has(conn.session)) return;
-        if ((await this.register(conn)).wentOnline) this.emit({ online: [conn.user], offline: [], left: [] });
-      });
-      throw error;
-    }
+    // A retry after an outage must not register a connection that has closed meanwhile.
+    const add = async () => (this.localDevices.has(conn.session) ? this.register(conn) : { wentOnline: false });
+    return this.orRetryLater(add, (added) => ({ online: added.wentOnline ? [conn.user] : [], offline: [], left: [] }));
   }
 
   private async register(conn: DeviceConnection): Promise<AddResult> {
@@ -129,7 +122,8 @@ export class RedisPresence implements PresenceStore {
       this.index('srem', this.nodeDevicesKey(conn.node), `${conn.user}/${conn.device}/${conn.session}`);
       return wentOffline === 1;
     };
-    return { wentOffline: await this.orRetryLater(remove) };
+    const wentOffline = await this.orRetryLater(remove, (offline) => ({ online: [], offline: offline ? [conn.user] : [], left: [] }));
+    return { wentOffline };
   }
 
   async status(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
@@ -152,30 +146,34 @@ export class RedisPresence implements PresenceStore {
     const rooms = this.localRooms.get(session);
     rooms?.delete(room);
     if (rooms?.size === 0) this.localRooms.delete(session);
-    await this.orRetryLater(async () => {
+    const leave = async () => {
       // A retry must not undo a later re-join of the same room by the same connection.
-      if (this.localRooms.get(session)?.has(room) === true) return;
-      await this.redis.sbLeaveRoom(this.roomKey(room), session);
+      if (this.localRooms.get(session)?.has(room) === true) return null;
+      const member = await this.redis.sbLeaveRoom(this.roomKey(room), session);
       this.index('srem', this.nodeRoomsKey(this.nodeId), `${room}/${session}`);
-    });
+      return member;
+    };
+    await this.orRetryLater(leave, (member) => ({ online: [], offline: [], left: member === null ? [] : [{ room, ...parseMember(member) }] }));
   }
 
   /**
-   * Runs a removal; when Redis fails, queues it for the next successful heartbeat and rethrows.
-   * Without this, a goodbye lost in an outage would leave a ghost member in a Redis that kept its data.
+   * Runs a write; when Redis fails, queues it for the next successful heartbeat and rethrows.
+   * The retry announces what it changed (`changesOf`), so a goodbye or a hello lost in an outage
+   * neither leaves a ghost in a Redis that kept its data nor goes unannounced to watchers.
    */
-  private async orRetryLater<T>(removal: () => Promise<T>): Promise<T> {
+  private async orRetryLater<T>(write: () => Promise<T>, changesOf: (result: T) => StoreChanges): Promise<T> {
     try {
-      return await removal();
+      return await write();
     } catch (error) {
-      this.retries.push(removal);
+      this.retries.push(async () => this.emit(changesOf(await write())));
       throw error;
     }
   }
 
   private async runRetries(): Promise<void> {
-    for (const removal of this.retries.splice(0)) await this.orRetryLater(removal).catch(() => undefined);
+    for (const retry of this.retries.splice(0)) await retry().catch(() => this.retries.push(retry));
   }
+
 
   /** Clean exit: the node's lease and indexes go at once (its sessions were detached by the drain). */
   async close(): Promise<void> {
