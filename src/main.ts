@@ -108,13 +108,13 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     const page = readFileSync(DEMO_PAGE);
     server.route({ method: 'get', pattern: '/', handle: () => ({ status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: page }) });
   }
-  server.fallback(() => errorReply(404, 'not_found', 'no such endpoint'));
+  server.fallback(() => errorReply('not_found', 'no such endpoint'));
 
   const port = await server.listen(config.HOST, config.PORT);
   let metricsServer: UwsServer | undefined;
   let metricsPort: number | undefined;
   if (config.METRICS_PORT !== 0) {
-    metricsServer = new UwsServer({ logger }).route(metricsRoute).fallback(() => errorReply(404, 'not_found', 'no such endpoint'));
+    metricsServer = new UwsServer({ logger }).route(metricsRoute).fallback(() => errorReply('not_found', 'no such endpoint'));
     metricsPort = await metricsServer.listen(config.HOST, config.METRICS_PORT);
   }
   logger.info({ node: config.nodeId, port, metricsPort, bus: bus.kind, version: config.version }, 'switchboard listening');

@@ -37,16 +37,16 @@ async function authorize(deps: AdminApiDeps, request: RequestInfo): Promise<Http
   const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
   if (match?.[1] === undefined) {
     audit(deps.logger, 'admin_auth_failed', { reason: 'token_missing', path: request.path });
-    return errorReply(401, 'unauthorized', 'an admin token is required: Authorization: Bearer <jwt>');
+    return errorReply('unauthorized', 'an admin token is required: Authorization: Bearer <jwt>');
   }
   const result = await deps.verifier.verify(match[1]);
   if (!result.ok) {
     audit(deps.logger, 'admin_auth_failed', { reason: result.reason, path: request.path });
-    return errorReply(401, 'unauthorized', `token rejected: ${result.reason}`);
+    return errorReply('unauthorized', `token rejected: ${result.reason}`);
   }
   if (!result.claims.roles.has('admin')) {
     audit(deps.logger, 'admin_auth_failed', { reason: 'not_admin', user: result.claims.user, path: request.path });
-    return errorReply(403, 'forbidden', 'the token lacks the admin role');
+    return errorReply('forbidden', 'the token lacks the admin role');
   }
   return undefined;
 }
@@ -83,11 +83,11 @@ export function parsePublish(body: Buffer): ParsedPublish {
 
 async function publish(deps: AdminApiDeps, body: Buffer): Promise<HttpReply> {
   const parsed = parsePublish(body);
-  if (!parsed.ok) return errorReply(400, 'bad_request', parsed.message);
+  if (!parsed.ok) return errorReply('bad_request', parsed.message);
   try {
     await deps.router.publishEvent(parsed.target, parsed.event, parsed.payload);
   } catch (error) {
-    if (error instanceof BusUnavailableError) return errorReply(503, 'unavailable', 'the cluster bus is down; the event was not delivered everywhere');
+    if (error instanceof BusUnavailableError) return errorReply('unavailable', 'the cluster bus is down; the event was not delivered everywhere');
     throw error;
   }
   audit(deps.logger, 'admin_publish', { published_event: parsed.event, target: Object.keys(parsed.target).join(',') });
@@ -98,12 +98,12 @@ async function presence(deps: AdminApiDeps, request: RequestInfo): Promise<HttpR
   const raw = new URLSearchParams(request.query).get('users') ?? '';
   const users = [...new Set(raw.split(',').filter((u) => u !== ''))];
   if (users.length === 0 || users.length > MAX_USERS_PER_LIST)
-    return errorReply(400, 'bad_request', `"users" must list 1-${MAX_USERS_PER_LIST} comma-separated user ids`);
-  if (!users.every(isValidName)) return errorReply(400, 'bad_request', '"users" holds an invalid user id');
+    return errorReply('bad_request', `"users" must list 1-${MAX_USERS_PER_LIST} comma-separated user ids`);
+  if (!users.every(isValidName)) return errorReply('bad_request', '"users" holds an invalid user id');
   try {
     return jsonReply(200, { users: await deps.router.status(users) });
   } catch (error) {
-    if (error instanceof BusUnavailableError) return errorReply(503, 'unavailable', 'the cluster bus is down');
+    if (error instanceof BusUnavailableError) return errorReply('unavailable', 'the cluster bus is down');
     throw error;
   }
 }

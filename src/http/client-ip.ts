@@ -32,4 +32,3 @@ function normalise(address: string): string {
   return address;
 }
 
-export const normaliseAddress = normalise;

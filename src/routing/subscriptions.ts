@@ -19,10 +19,6 @@ export class Subscriptions {
     return this.counts.has(channel);
   }
 
-  get size(): number {
-    return this.counts.size;
-  }
-
   /** Takes one reference; resolves once the channel is subscribed; rejects (and releases the reference) when the bus fails. */
   async add(channel: string, handler: BusHandler): Promise<void> {
     const count = this.counts.get(channel) ?? 0;

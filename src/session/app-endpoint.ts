@@ -45,13 +45,13 @@ export function appEndpoint(deps: AppEndpointDeps): WsEndpoint<AppSocketContext>
     async upgrade(request): Promise<UpgradeDecision<AppSocketContext>> {
       if (deps.isDraining()) {
         metrics.connectionsRejected.labels('draining').inc();
-        return { accept: false, reply: errorReply(503, 'draining', 'this node is shutting down; connect to another node') };
+        return { accept: false, reply: errorReply('draining', 'this node is shutting down; connect to another node') };
       }
       const admitted = await deps.limits.admit(deps.clientIp(request));
       if (!admitted.ok) {
         metrics.connectionsRejected.labels(admitted.code).inc();
         audit(logger, 'connection_rejected', { reason: admitted.code, status: admitted.status });
-        return { accept: false, reply: errorReply(admitted.status, admitted.status === 429 ? 'too_many_connections' : 'node_full', admitted.message) };
+        return { accept: false, reply: errorReply(admitted.status === 429 ? 'too_many_connections' : 'node_full', admitted.message) };
       }
       const token = tokenFrom(request);
       if (token === undefined) return { accept: true, context: { ipKey: admitted.ipKey, failure: 'token_missing' } };

@@ -14,8 +14,6 @@ export const enum SendResult {
 export interface Connection {
   /** Sends a text frame. A slow consumer (buffer over the limit) is closed with 4010 by the adapter. */
   send(text: string): SendResult;
-  /** Sends several frames in one syscall where the transport can (corked). */
-  sendMany(texts: readonly string[]): void;
   /** Closes with a code from errors/codes CLOSE; idempotent. */
   close(close: Close): void;
   /** Runs `fn` with writes batched into one syscall (uWS cork); sends from timers or bus callbacks should use it. */

@@ -1,6 +1,7 @@
 // What the HTTP and WebSocket handlers see of a request, without uWebSockets.js:
 // plain snapshots taken synchronously (uWS request objects die at the first
 // await), and plain replies the adapter writes.
+import { HTTP_ERRORS, type HttpErrorCode } from '../errors/codes';
 import type { Connection } from './connection';
 
 export interface RequestInfo {
@@ -57,5 +58,5 @@ export const jsonReply = (status: number, body: unknown, headers?: Record<string
   body: JSON.stringify(body),
 });
 
-/** Every HTTP error body is `{"error":"<code>","message":"..."}` (SPEC §1). */
-export const errorReply = (status: number, error: string, message: string): HttpReply => jsonReply(status, { error, message });
+/** Every HTTP error body is `{"error":"<code>","message":"..."}` (SPEC §1); the status comes from the one table of codes. */
+export const errorReply = (error: HttpErrorCode, message: string): HttpReply => jsonReply(HTTP_ERRORS[error], { error, message });

@@ -49,12 +49,6 @@ class UwsConnection implements Connection {
     return result;
   }
 
-  sendMany(texts: readonly string[]): void {
-    this.cork(() => {
-      for (const text of texts) if (this.send(text) === SendResult.Dropped) return;
-    });
-  }
-
   cork(fn: () => void): void {
     if (this.closed) return;
     this.ws.cork(fn);
@@ -161,7 +155,7 @@ export class UwsServer {
     };
     const fail = (error: unknown) => {
       this.logger.error({ err: error, path: loggableUrl(info.path) }, 'upgrade handler failed');
-      if (!aborted) res.cork(() => writeReply(res, errorReply(500, 'internal', 'internal error')));
+      if (!aborted) res.cork(() => writeReply(res, errorReply('internal', 'internal error')));
     };
     try {
       const decision = endpoint.upgrade(info);
@@ -187,24 +181,24 @@ export class UwsServer {
         if (reply instanceof Promise)
           reply.then(respond, (error: unknown) => {
             this.logger.error({ err: error, path: info.path }, 'http handler failed');
-            respond(errorReply(500, 'internal', 'internal error'));
+            respond(errorReply('internal', 'internal error'));
           });
         else respond(reply);
       } catch (error) {
         this.logger.error({ err: error, path: info.path }, 'http handler failed');
-        respond(errorReply(500, 'internal', 'internal error'));
+        respond(errorReply('internal', 'internal error'));
       }
     };
     const limit = route.maxBodyBytes;
     if (limit === undefined || info.method === 'get' || info.method === 'head') return run(Buffer.alloc(0));
     const declared = Number(info.headers['content-length'] ?? 0);
-    if (declared > limit) return respond(errorReply(413, 'payload_too_large', `body over ${limit} bytes`), true);
+    if (declared > limit) return respond(errorReply('payload_too_large', `body over ${limit} bytes`), true);
     const chunks: Buffer[] = [];
     let size = 0;
     res.onData((chunk, isLast) => {
       if (aborted) return;
       size += chunk.byteLength;
-      if (size > limit) return respond(errorReply(413, 'payload_too_large', `body over ${limit} bytes`), true);
+      if (size > limit) return respond(errorReply('payload_too_large', `body over ${limit} bytes`), true);
       // Copy: uWS reuses the chunk's memory after this callback.
       chunks.push(Buffer.from(new Uint8Array(chunk)));
       if (isLast) run(Buffer.concat(chunks, size));
