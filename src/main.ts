@@ -156,11 +156,12 @@ interface Backend {
 /** The in-memory trio for one node, or the Redis trio for a cluster (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES). */
 async function createBackend(config: Config, logger: Logger): Promise<Backend> {
   if (!hasRedis(config)) {
+    const limiter = new MemoryRateLimiter({ points: config.RATE_LIMIT_POINTS, durationS: config.RATE_LIMIT_DURATION_S });
     return {
       bus: new MemoryBus(),
       presence: new MemoryPresence(),
-      limiter: new MemoryRateLimiter({ points: config.RATE_LIMIT_POINTS, durationS: config.RATE_LIMIT_DURATION_S }),
-      close: () => Promise.resolve(),
+      limiter,
+      close: () => Promise.resolve(limiter.close()),
     };
   }
   const redis = await connectRedis(config, logger);

@@ -6,6 +6,8 @@ import type { Bus, BusHandler } from './bus';
 
 export class MemoryBroker {
   private readonly subscribers = new Map<string, Set<MemoryBus>>();
+  /** Buses using this broker: with one (a single node, the usual case) nobody else can listen. */
+  buses = 0;
 
   attach(channel: string, bus: MemoryBus): void {
     let set = this.subscribers.get(channel);
@@ -39,7 +41,9 @@ export class MemoryBus implements Bus {
   private readonly handlers = new Map<string, BusHandler>();
   private closed = false;
 
-  constructor(private readonly broker: MemoryBroker = new MemoryBroker()) {}
+  constructor(private readonly broker: MemoryBroker = new MemoryBroker()) {
+    broker.buses++;
+  }
 
   subscribe(channel: string, handler: BusHandler): Promise<void> {
     this.handlers.set(channel, handler);
@@ -59,6 +63,8 @@ export class MemoryBus implements Bus {
   }
 
   othersMayListen(channel: string): boolean {
+    // Answered without looking the channel up when this is the only node (a map lookup per message).
+    if (this.broker.buses === 1) return false;
     return this.broker.subscriberCount(channel) - (this.handlers.has(channel) ? 1 : 0) > 0;
   }
 
@@ -72,6 +78,7 @@ export class MemoryBus implements Bus {
   }
 
   close(): Promise<void> {
+    if (!this.closed) this.broker.buses--;
     this.closed = true;
     for (const channel of this.handlers.keys()) this.broker.detach(channel, this);
     this.handlers.clear();

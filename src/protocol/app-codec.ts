@@ -2,6 +2,7 @@
 // throws: every input yields either a typed frame or a protocol error with the
 // code to send back (and the frame's `id` when it could be read).
 import type { ErrorCode } from '../errors/codes';
+import { rawMember } from './json-member';
 
 /** Room names, user ids and device ids: 1–128 chars of [A-Za-z0-9_.:@-] (SPEC §3.3). */
 export const NAME_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
@@ -11,10 +12,12 @@ const MAX_ID_LENGTH = 128;
 export const SIGNAL_TYPES = ['offer', 'answer', 'candidate', 'bye', 'message'] as const;
 export type SignalType = (typeof SIGNAL_TYPES)[number];
 
+// `payloadJson` is the payload's JSON text as the client wrote it (undefined: no payload); it is
+// relayed without being parsed into objects and serialised again (see json-member.ts).
 export type ClientFrame =
-  | { type: SignalType; to: string; device?: string; id?: string; payload: unknown }
+  | { type: SignalType; to: string; device?: string; id?: string; payloadJson: string | undefined }
   | { type: 'subscribe' | 'unsubscribe'; room: string; id?: string }
-  | { type: 'publish'; room: string; payload: unknown; id?: string }
+  | { type: 'publish'; room: string; payloadJson: string; id?: string }
   | { type: 'presence' | 'watch' | 'unwatch'; users: string[]; id?: string }
   | { type: 'ping'; id?: string }
   | { type: 'refresh'; token: string; id?: string };
@@ -48,6 +51,12 @@ export function isValidName(value: unknown): value is string {
   return typeof value === 'string' && NAME_PATTERN.test(value);
 }
 
+/** The payload's text as written in `text` when it can be cut out cheaply, else serialised again. */
+function payloadJson(payload: unknown, text: string | undefined): string | undefined {
+  if (payload === undefined) return undefined;
+  return (text === undefined ? undefined : rawMember(text, 'payload')) ?? JSON.stringify(payload);
+}
+
 function bad(message: string, id?: string): DecodeResult {
   return { ok: false, error: id === undefined ? { code: 'bad_message', message } : { code: 'bad_message', message, id } };
 }
@@ -60,11 +69,11 @@ export function decodeClientFrame(text: string): DecodeResult {
   } catch {
     return bad('frame is not valid JSON');
   }
-  return decodeClientObject(value);
+  return decodeClientObject(value, text);
 }
 
-/** Validates an already-parsed JSON value as a client frame. */
-export function decodeClientObject(value: unknown): DecodeResult {
+/** Validates an already-parsed JSON value as a client frame; `text`, when given, is what it was parsed from. */
+export function decodeClientObject(value: unknown, text?: string): DecodeResult {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return bad('frame must be a JSON object');
   const obj = value as Record<string, unknown>;
 
@@ -91,7 +100,7 @@ export function decodeClientObject(value: unknown): DecodeResult {
     if (!isValidName(obj.to)) return bad('"to" must be a user id of 1-128 chars [A-Za-z0-9_.:@-]', id);
     if (obj.device !== undefined && !isValidName(obj.device))
       return bad('"device" must be a device id of 1-128 chars [A-Za-z0-9_.:@-]', id);
-    const frame: ClientFrame = { type: type as SignalType, to: obj.to, payload: obj.payload };
+    const frame: ClientFrame = { type: type as SignalType, to: obj.to, payloadJson: payloadJson(obj.payload, text) };
     if (obj.device !== undefined) frame.device = obj.device;
     return withId(frame);
   }
@@ -104,7 +113,7 @@ export function decodeClientObject(value: unknown): DecodeResult {
     case 'publish':
       if (!isValidName(obj.room)) return bad('"room" must be 1-128 chars [A-Za-z0-9_.:@-]', id);
       if (!('payload' in obj)) return bad('"payload" is required', id);
-      return withId({ type, room: obj.room, payload: obj.payload });
+      return withId({ type, room: obj.room, payloadJson: payloadJson(obj.payload, text) ?? 'null' });
     case 'presence':
     case 'watch':
     case 'unwatch': {

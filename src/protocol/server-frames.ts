@@ -49,9 +49,12 @@ export const encode = {
       resumed: f.resumed,
     }),
 
-  /** A relayed signal; `payload` is left out when the sender gave none. */
-  signal: (type: SignalType, from: string, fromDevice: string, payload: unknown) =>
-    JSON.stringify({ type, from, from_device: fromDevice, payload }),
+  /**
+   * A relayed signal; `payloadJson` is the sender's payload text, copied as is (left out when the
+   * sender gave none). Concatenated rather than JSON.stringify'd: the payload is already JSON.
+   */
+  signal: (type: SignalType, from: string, fromDevice: string, payloadJson: string | undefined) =>
+    `{"type":"${type}","from":${JSON.stringify(from)},"from_device":${JSON.stringify(fromDevice)}${payloadJson === undefined ? '' : `,"payload":${payloadJson}`}}`,
 
   ack: (id: string, queued = false) => JSON.stringify(queued ? { type: 'ack', id, queued: true } : { type: 'ack', id }),
 
@@ -65,8 +68,9 @@ export const encode = {
     JSON.stringify({ type: 'member_joined', room, user: member.user, device: member.device }),
   memberLeft: (room: string, member: Member) =>
     JSON.stringify({ type: 'member_left', room, user: member.user, device: member.device }),
-  roomMessage: (room: string, from: string, fromDevice: string, payload: unknown) =>
-    JSON.stringify({ type: 'message', room, from, from_device: fromDevice, payload }),
+  /** A room message; `payloadJson` as in `signal`. */
+  roomMessage: (room: string, from: string, fromDevice: string, payloadJson: string) =>
+    `{"type":"message","room":${JSON.stringify(room)},"from":${JSON.stringify(from)},"from_device":${JSON.stringify(fromDevice)},"payload":${payloadJson}}`,
 
   presenceReply: (users: Record<string, PresenceStatus>, id?: string) =>
     JSON.stringify(withId({ type: 'presence', users }, id)),

@@ -2,7 +2,7 @@
 // trip per frame.
 //
 //   frame ──► local window for the user: known global count + our unreported frames
-//               │ under the limit: allowed at once (a resolved promise, so order is kept)
+//               │ under the limit: decided at once, synchronously
 //               └ every FLUSH_MS, or as soon as a user has `threshold` unreported
 //                 frames: rate-limiter-flexible's RateLimiterRedis.penalty(user, n)
 //                 adds them to the shared Redis counter and returns the global
@@ -17,12 +17,10 @@
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { RedisClient } from '../bus/redis-clients';
 import type { Logger } from '../log/logger';
-import { MemoryRateLimiter, type RateDecision, type UserRateLimiter } from './rate-limiter';
+import { ALLOWED, MemoryRateLimiter, type RateDecision, type UserRateLimiter } from './rate-limiter';
 
 const FLUSH_MS = 20;
 const RETRY_MS = 1000;
-const ALLOWED_DECISION: RateDecision = Object.freeze({ allowed: true });
-const ALLOWED: Promise<RateDecision> = Promise.resolve(ALLOWED_DECISION);
 
 interface UserWindow {
   /** Frames counted in this window: the last global total from Redis plus ours since. */
@@ -32,7 +30,7 @@ interface UserWindow {
   resetAt: number;
   flushing: boolean;
   /** Frames waiting for a reconciliation before they can be decided, in arrival order. */
-  waiting: ((decision: RateDecision | Promise<RateDecision>) => void)[];
+  waiting: ((decision: RateDecision) => void)[];
 }
 
 export interface ClusterRateLimiterOptions {
@@ -68,7 +66,7 @@ export class ClusterRateLimiter implements UserRateLimiter {
     this.insurance = new MemoryRateLimiter({ points: options.points, durationS: options.durationS });
   }
 
-  consume(user: string): Promise<RateDecision> {
+  consume(user: string): RateDecision | Promise<RateDecision> {
     const now = Date.now();
     const window = this.windowFor(user, now);
     if (now < this.storeDownUntil) {
@@ -80,13 +78,13 @@ export class ClusterRateLimiter implements UserRateLimiter {
     // wait for the reconciliation in flight (and keep their order behind earlier waiters).
     if (window.waiting.length > 0 || (window.flushing && window.pending >= this.aheadLimit(window)))
       return new Promise((resolve) => window.waiting.push(resolve));
-    const decision = this.decide(user, window, now);
-    return decision.allowed ? ALLOWED : Promise.resolve(decision);
+    return this.decide(user, window, now);
   }
 
   close(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.insurance.close();
   }
 
   private schedule(): void {
@@ -136,7 +134,7 @@ export class ClusterRateLimiter implements UserRateLimiter {
     window.pending++;
     if (window.pending >= this.aheadLimit(window) && !window.flushing) this.flushUser(user, window);
     else this.schedule();
-    return ALLOWED_DECISION;
+    return ALLOWED;
   }
 
   /** Decides waiting frames in order, until the budget is spent or another reconciliation must finish first. */

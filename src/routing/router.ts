@@ -21,6 +21,7 @@ import type { PresenceStore, StoreChanges } from '../presence/presence';
 import type { SignalType } from '../protocol/app-codec';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../protocol/envelope';
 import { encode, type Member, type PresenceStatus } from '../protocol/server-frames';
+import { mapMaybe, type MaybePromise } from '../util/maybe-promise';
 import { LocalIndex, type LocalState, type Recipient } from './local-index';
 import { Subscriptions } from './subscriptions';
 
@@ -129,9 +130,10 @@ export class Router {
 
   // ── direct signaling (SPEC §3.2) ────────────────────────────────────────
 
-  async sendDirect(from: Recipient, type: SignalType, to: string, device: string | undefined, payload: unknown): Promise<DirectOutcome> {
+  /** Synchronous when no other node can hold the recipient (one node on the in-process bus). */
+  sendDirect(from: Recipient, type: SignalType, to: string, device: string | undefined, payloadJson: string | undefined): MaybePromise<DirectOutcome> {
     const started = performance.now();
-    const frame = encode.signal(type, from.user, from.device, payload);
+    const frame = encode.signal(type, from.user, from.device, payloadJson);
     let delivered = 0;
     for (const target of this.local.devicesOf(to)) {
       if (target === from || (device !== undefined && target.device !== device)) continue;
@@ -140,10 +142,11 @@ export class Router {
     }
     if (delivered > 0) this.metrics.deliveredLocal.observe((performance.now() - started) / 1000);
     const channel = device === undefined ? channels.user(to) : channels.device(to, device);
-    const remote = await this.publishCountingOthers(channel, { k: 'dm', o: this.nodeId, s: from.id, t: type }, frame);
-    if (remote === undefined) return delivered > 0 ? 'delivered' : 'unavailable';
-    if (remote > 0) this.metrics.deliveredRemote.observe((performance.now() - started) / 1000);
-    return delivered + remote > 0 ? 'delivered' : 'peer_offline';
+    return mapMaybe(this.publishCountingOthers(channel, { k: 'dm', o: this.nodeId, s: from.id, t: type }, frame), (remote) => {
+      if (remote === undefined) return delivered > 0 ? 'delivered' : 'unavailable';
+      if (remote > 0) this.metrics.deliveredRemote.observe((performance.now() - started) / 1000);
+      return delivered + remote > 0 ? 'delivered' : 'peer_offline';
+    });
   }
 
   // ── rooms (SPEC §3.3) ───────────────────────────────────────────────────
@@ -191,8 +194,8 @@ export class Router {
   }
 
   /** Sends a room message to every other member on every node; false when the bus failed. */
-  async publishToRoom(from: Recipient, room: string, payload: unknown): Promise<boolean> {
-    return this.sendToRoom(from, room, encode.roomMessage(room, from.user, from.device, payload), 'message');
+  publishToRoom(from: Recipient, room: string, payloadJson: string): MaybePromise<boolean> {
+    return this.sendToRoom(from, room, encode.roomMessage(room, from.user, from.device, payloadJson), 'message');
   }
 
   private async leaveRoomNow(r: Recipient, state: LocalState, room: string): Promise<void> {
@@ -206,12 +209,12 @@ export class Router {
   }
 
   /** Room traffic to every member on every node but `from` (undefined: the server speaks, nobody is excluded). */
-  private async sendToRoom(from: Recipient | undefined, room: string, frame: string, type: string): Promise<boolean> {
+  private sendToRoom(from: Recipient | undefined, room: string, frame: string, type: string): MaybePromise<boolean> {
     const started = performance.now();
     for (const member of this.local.membersOf(room)) if (member !== from) member.deliver(frame, type);
     this.metrics.deliveredLocal.observe((performance.now() - started) / 1000);
-    const remote = await this.publishCountingOthers(channels.room(room), { k: 'room', o: this.nodeId, s: from?.id ?? '', t: type }, frame);
-    return remote !== undefined;
+    const remote = this.publishCountingOthers(channels.room(room), { k: 'room', o: this.nodeId, s: from?.id ?? '', t: type }, frame);
+    return mapMaybe(remote, (count) => count !== undefined);
   }
 
   // ── presence (SPEC §3.4) ────────────────────────────────────────────────
@@ -355,10 +358,17 @@ export class Router {
     };
   }
 
-  /** Publishes; resolves with how many OTHER nodes received it, or undefined when the bus failed (counted and logged here). */
-  private async publishCountingOthers(channel: string, header: Envelope, frame: string): Promise<number | undefined> {
-    // One node on the in-process bus: nobody else could receive it, so no envelope is built (measured ~10 % of a relay).
+  /**
+   * Publishes; how many OTHER nodes received it, or undefined when the bus failed (counted and
+   * logged here). Known at once when no other node can listen (one node on the in-process bus):
+   * no envelope is built then (measured ~10 % of a relay).
+   */
+  private publishCountingOthers(channel: string, header: Envelope, frame: string): MaybePromise<number | undefined> {
     if (!this.bus.othersMayListen(channel)) return this.bus.isUp() ? 0 : undefined;
+    return this.publishEnvelope(channel, header, frame);
+  }
+
+  private async publishEnvelope(channel: string, header: Envelope, frame: string): Promise<number | undefined> {
     const selfSubscribed = this.subscriptions.has(channel);
     try {
       const count = await this.bus.publish(channel, encodeEnvelope(header, frame));

@@ -2,9 +2,10 @@
 // transport only writes and closes; everything the protocol says happens here
 // and in the router.
 //
-// Frame order: each frame is decoded at once, then waits for its rate-limit
-// decision; the limiter resolves in call order, so frames are handled in the
-// order they arrived.
+// Frame order: each frame is decoded at once and handled as soon as its
+// rate-limit decision is known — at once, nearly always. When a decision has to
+// wait for the cluster store, that frame and every later one of this session
+// wait in `backlog`, so frames are handled in the order they arrived.
 import { randomBytes } from 'node:crypto';
 import { roomAllowed, type Claims, type TokenVerifier } from '../auth/claims';
 import type { Config } from '../config/load';
@@ -14,9 +15,10 @@ import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
 import { decodeClientFrame, type ClientFrame, type DecodeResult } from '../protocol/app-codec';
 import { encode } from '../protocol/server-frames';
-import type { UserRateLimiter } from '../ratelimit/rate-limiter';
+import type { RateDecision, UserRateLimiter } from '../ratelimit/rate-limiter';
 import { BusUnavailableError, type Recipient, type Router } from '../routing/router';
 import type { Connection } from '../transport/connection';
+import { whenReady } from '../util/maybe-promise';
 import type { Drainable } from './drain';
 
 export interface SessionDeps {
@@ -52,6 +54,8 @@ export class ClientSession implements Recipient, Drainable {
   private logger: Logger | undefined;
   /** Frames for this session that arrived before its welcome was sent; undefined once welcomed. */
   private early: [frame: string, type: string][] | undefined = [];
+  /** The last frame still waiting for its rate-limit decision; later frames queue behind it. */
+  private backlog: Promise<void> | undefined;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -91,36 +95,41 @@ export class ClientSession implements Recipient, Drainable {
     const { config } = this.deps;
     const early = this.early;
     this.early = undefined;
-    // From a promise callback, outside uWS: cork so the welcome and what waited behind it go out in one write.
-    this.conn.cork(() => {
-      this.write(
-        encode.welcome({
-          user: this.user,
-          device: this.device,
-          session: this.id,
-          node: config.nodeId,
-          heartbeatMs: Math.min(30_000, (config.IDLE_TIMEOUT_S * 1000) / 2),
-          resumed: false,
-        }),
-        'welcome',
-      );
-      for (const [frame, type] of early ?? []) this.write(frame, type);
-    });
+    this.write(
+      encode.welcome({
+        user: this.user,
+        device: this.device,
+        session: this.id,
+        node: config.nodeId,
+        heartbeatMs: Math.min(30_000, (config.IDLE_TIMEOUT_S * 1000) / 2),
+        resumed: false,
+      }),
+      'welcome',
+    );
+    for (const [frame, type] of early ?? []) this.write(frame, type);
   }
 
   onMessage(data: ArrayBuffer, isBinary: boolean): void {
     // Decode now: uWS owns `data` only for the duration of this call.
     const decoded = isBinary ? BINARY_REJECTED : decodeClientFrame(utf8.decode(data));
     this.deps.metrics.countReceived(decoded.ok ? decoded.frame.type : 'invalid');
-    this.deps.limiter.consume(this.user).then(
-      (decision) => {
-        if (this.closed || this.closing) return;
-        if (!decision.allowed) return this.rateLimited(decoded.ok ? decoded.frame.id : decoded.error.id, decision.retryAfterMs);
-        if (!decoded.ok) return this.sendError(decoded.error.code, decoded.error.message, decoded.error.id);
-        this.handle(decoded.frame);
-      },
-      (error: unknown) => this.log.error({ err: error }, 'rate limiter failed'),
-    );
+    const decision = this.deps.limiter.consume(this.user);
+    if (this.backlog === undefined && !(decision instanceof Promise)) return this.decided(decoded, decision);
+    const queued: Promise<void> = (this.backlog ?? Promise.resolve())
+      .then(() => decision)
+      .then((d) => this.decided(decoded, d))
+      .catch((error: unknown) => this.log.error({ err: error }, 'frame handling failed'))
+      .finally(() => {
+        if (this.backlog === queued) this.backlog = undefined;
+      });
+    this.backlog = queued;
+  }
+
+  private decided(decoded: DecodeResult, decision: RateDecision): void {
+    if (this.closed || this.closing) return;
+    if (!decision.allowed) return this.rateLimited(decoded.ok ? decoded.frame.id : decoded.error.id, decision.retryAfterMs);
+    if (!decoded.ok) return this.sendError(decoded.error.code, decoded.error.message, decoded.error.id);
+    this.handle(decoded.frame);
   }
 
   onClose(): void {
@@ -148,8 +157,7 @@ export class ClientSession implements Recipient, Drainable {
   }
 
   notifyDraining(reconnectAfterMs: number): void {
-    // Called from a timer, outside any uWS callback: cork so the frame goes out in one write.
-    this.conn.cork(() => this.send(encode.draining(reconnectAfterMs), 'draining'));
+    this.send(encode.draining(reconnectAfterMs), 'draining');
   }
 
   /** Server-initiated close (drain, takeover, expiry, abuse). Frames still queued are not handled: a fenced connection sends nothing more. */
@@ -168,7 +176,8 @@ export class ClientSession implements Recipient, Drainable {
       case 'candidate':
       case 'bye':
       case 'message':
-        this.deps.router.sendDirect(this, frame.type, frame.to, frame.device, frame.payload).then(
+        whenReady(
+          this.deps.router.sendDirect(this, frame.type, frame.to, frame.device, frame.payloadJson),
           (outcome) => {
             if (outcome === 'unavailable') this.sendError('unavailable', 'the cluster bus is down; the message was not delivered', frame.id);
             else if (frame.id === undefined) return;
@@ -189,7 +198,8 @@ export class ClientSession implements Recipient, Drainable {
       case 'publish':
         if (!this.deps.router.isMember(this, frame.room))
           return this.sendError('not_subscribed', `not a member of room "${frame.room}"; subscribe first`, frame.id);
-        this.deps.router.publishToRoom(this, frame.room, frame.payload).then(
+        whenReady(
+          this.deps.router.publishToRoom(this, frame.room, frame.payloadJson),
           (ok) => {
             if (!ok) this.sendError('unavailable', 'the cluster bus is down; the message did not reach other nodes', frame.id);
             else if (frame.id !== undefined) this.send(encode.ack(frame.id), 'ack');

@@ -16,6 +16,9 @@ interface LimiterFactory {
   create(points: number, durationS: number): Promise<{ limiter: UserRateLimiter; cleanup: () => Promise<void> }>;
 }
 
+/** Decisions are values or promises (when one must wait for the store). */
+const settleAll = (results: (RateDecision | Promise<RateDecision>)[]): Promise<RateDecision[]> => Promise.all(results.map((r) => Promise.resolve(r)));
+
 const factories: LimiterFactory[] = [
   {
     name: 'memory',
@@ -44,17 +47,32 @@ for (const factory of factories) {
     test('allows the budget, then rejects with a retry delay inside the window', async (t) => {
       const { limiter, cleanup } = await factory.create(5, 10);
       t.after(cleanup);
-      const decisions = await Promise.all(Array.from({ length: 8 }, () => limiter.consume('u1')));
+      const decisions = await settleAll(Array.from({ length: 8 }, () => limiter.consume('u1')));
       assert.deepEqual(decisions.map((d) => d.allowed), [true, true, true, true, true, false, false, false]);
       for (const d of decisions.slice(5)) assert.ok(!d.allowed && d.retryAfterMs > 0 && d.retryAfterMs <= 10_000);
     });
 
-    test('resolves in call order', async (t) => {
+    test('decides in call order: once a decision waits (near the limit), every later one waits behind it', async (t) => {
+      const { limiter, cleanup } = await factory.create(20, 10);
+      t.after(cleanup);
+      const results = Array.from({ length: 30 }, () => limiter.consume('u'));
+      const firstWaiting = results.findIndex((r) => r instanceof Promise);
+      if (firstWaiting !== -1) assert.ok(results.slice(firstWaiting).every((r) => r instanceof Promise), 'a decision made at once after one that waits');
+      const order: number[] = [];
+      await Promise.all(results.map((r, i) => Promise.resolve(r).then(() => order.push(i))));
+      assert.deepEqual(order, Array.from({ length: 30 }, (_, i) => i));
+      const decisions = await settleAll(results);
+      assert.deepEqual(
+        decisions.map((d) => d.allowed),
+        Array.from({ length: 30 }, (_, i) => i < 20),
+      );
+    });
+
+    test('decides at once while the user is far from the limit (no promise per frame)', async (t) => {
       const { limiter, cleanup } = await factory.create(1000, 10);
       t.after(cleanup);
-      const order: number[] = [];
-      await Promise.all(Array.from({ length: 200 }, (_, i) => limiter.consume(`u${i % 3}`).then(() => order.push(i))));
-      assert.deepEqual(order, Array.from({ length: 200 }, (_, i) => i));
+      const results = Array.from({ length: 50 }, (_, i) => limiter.consume(`u${i % 3}`));
+      assert.ok(results.every((r) => !(r instanceof Promise) && r.allowed));
     });
 
     test('users are independent', async (t) => {
@@ -96,7 +114,7 @@ test('cluster limiter: two nodes share one budget through Redis', async (t) => {
   let allowed = 0;
   for (let burst = 0; burst < 10; burst++) {
     for (const limiter of limiters) {
-      const decisions: RateDecision[] = await Promise.all(Array.from({ length: 10 }, () => limiter.consume('flood')));
+      const decisions = await settleAll(Array.from({ length: 10 }, () => limiter.consume('flood')));
       allowed += decisions.filter((d) => d.allowed).length;
     }
     await new Promise((resolve) => setTimeout(resolve, 30));

@@ -7,14 +7,14 @@ const long = 'x'.repeat(129);
 
 describe('decodeClientFrame accepts every frame type of SPEC §3', () => {
   const valid: [string, unknown, unknown][] = [
-    ['offer to user', { type: 'offer', to: 'u2', payload: { sdp: 'v=0' } }, { type: 'offer', to: 'u2', payload: { sdp: 'v=0' } }],
-    ['answer to device with id', { type: 'answer', to: 'u2', device: 'd2', id: 'm1', payload: 1 }, { type: 'answer', to: 'u2', device: 'd2', id: 'm1', payload: 1 }],
-    ['candidate null payload', { type: 'candidate', to: 'a:b@c.d-e_f', payload: null }, { type: 'candidate', to: 'a:b@c.d-e_f', payload: null }],
-    ['bye without payload', { type: 'bye', to: 'u2' }, { type: 'bye', to: 'u2', payload: undefined }],
-    ['message', { type: 'message', to: 'u2', payload: 'hi' }, { type: 'message', to: 'u2', payload: 'hi' }],
+    ['offer to user', { type: 'offer', to: 'u2', payload: { sdp: 'v=0' } }, { type: 'offer', to: 'u2', payloadJson: '{"sdp":"v=0"}' }],
+    ['answer to device with id', { type: 'answer', to: 'u2', device: 'd2', id: 'm1', payload: 1 }, { type: 'answer', to: 'u2', device: 'd2', id: 'm1', payloadJson: '1' }],
+    ['candidate null payload', { type: 'candidate', to: 'a:b@c.d-e_f', payload: null }, { type: 'candidate', to: 'a:b@c.d-e_f', payloadJson: 'null' }],
+    ['bye without payload', { type: 'bye', to: 'u2' }, { type: 'bye', to: 'u2', payloadJson: undefined }],
+    ['message', { type: 'message', to: 'u2', payload: 'hi' }, { type: 'message', to: 'u2', payloadJson: '"hi"' }],
     ['subscribe', { type: 'subscribe', room: 'r1', id: 'x' }, { type: 'subscribe', room: 'r1', id: 'x' }],
     ['unsubscribe', { type: 'unsubscribe', room: 'r1' }, { type: 'unsubscribe', room: 'r1' }],
-    ['publish', { type: 'publish', room: 'r1', payload: [1, 2] }, { type: 'publish', room: 'r1', payload: [1, 2] }],
+    ['publish', { type: 'publish', room: 'r1', payload: [1, 2] }, { type: 'publish', room: 'r1', payloadJson: '[1,2]' }],
     ['presence', { type: 'presence', users: ['a', 'b'] }, { type: 'presence', users: ['a', 'b'] }],
     ['watch dedupes', { type: 'watch', users: ['a', 'a'] }, { type: 'watch', users: ['a'] }],
     ['unwatch', { type: 'unwatch', users: ['a'] }, { type: 'unwatch', users: ['a'] }],
@@ -73,12 +73,37 @@ describe('decodeClientFrame rejects bad frames with the right code and echoes th
   }
 });
 
+describe('the payload is relayed as the client wrote it', () => {
+  test('spacing, big integers and number spelling are kept', () => {
+    const text = '{ "type" : "offer" , "to":"u2", "payload" : { "n": 12345678901234567890, "f": 1.0 } }';
+    const result = decodeClientFrame(text);
+    assert.ok(result.ok);
+    assert.equal('payloadJson' in result.frame && result.frame.payloadJson, '{ "n": 12345678901234567890, "f": 1.0 }');
+  });
+
+  test('a duplicated payload key: the last one, as JSON.parse reads it', () => {
+    const result = decodeClientFrame('{"type":"message","payload":"first","to":"u2","payload":{"payload":"inner"}}');
+    assert.ok(result.ok);
+    assert.equal('payloadJson' in result.frame && result.frame.payloadJson, '{"payload":"inner"}');
+  });
+
+  test('a key written with escapes is the same key', () => {
+    const result = decodeClientFrame('{"type":"message","to":"u2","p\\u0061yload":[1, 2]}');
+    assert.ok(result.ok);
+    assert.equal('payloadJson' in result.frame && result.frame.payloadJson, '[1, 2]');
+  });
+});
+
 describe('decodeClientFrame never throws (property tests)', () => {
   const known = new Set<string>(CLIENT_FRAME_TYPES);
   const check = (text: string) => {
     const result = decodeClientFrame(text);
-    if (result.ok) assert.ok(known.has(result.frame.type));
-    else assert.ok(result.error.code === 'bad_message' || result.error.code === 'unknown_type');
+    if (result.ok) {
+      assert.ok(known.has(result.frame.type));
+      // The relayed payload text means what the client sent.
+      if ('payloadJson' in result.frame && result.frame.payloadJson !== undefined)
+        assert.deepEqual(JSON.parse(result.frame.payloadJson), (JSON.parse(text) as { payload: unknown }).payload);
+    } else assert.ok(result.error.code === 'bad_message' || result.error.code === 'unknown_type');
   };
 
   test('random strings', () => {

@@ -1,0 +1,25 @@
+// A value that is usually known at once and sometimes only later. The per-message
+// hot path (rate limit → route → deliver → ack) is synchronous on one node and for
+// most frames in a cluster; returning plain values there instead of promises saves
+// an allocation and a microtask turn per step (measured with bench W1: the three
+// promises per relayed frame were ~10 % of the server's CPU time).
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** Calls `onValue` now when the value is known, else once it resolves; `onError` when it rejects or `onValue` throws. */
+export function whenReady<T>(value: MaybePromise<T>, onValue: (value: T) => void, onError: (error: unknown) => void): void {
+  if (!(value instanceof Promise)) {
+    try {
+      onValue(value);
+    } catch (error) {
+      onError(error);
+    }
+    return;
+  }
+  value.then(onValue).catch(onError);
+}
+
+/** Applies `map` now when the value is known, else once it resolves. */
+export function mapMaybe<T, R>(value: MaybePromise<T>, map: (value: T) => R): MaybePromise<R> {
+  return value instanceof Promise ? value.then(map) : map(value);
+}
