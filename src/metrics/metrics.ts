@@ -12,8 +12,8 @@ export class Metrics {
     help: 'App WebSocket connections open on this node',
     registers: [this.registry],
   });
-  // Frame counters run once per frame: the hot path adds to plain numbers, and prom-client
-  // reads them at scrape time (collect). A prom-client inc() per frame cost ~7 % of a relay.
+  // Frame and bus counters run once per message: the hot path adds to plain numbers, and
+  // prom-client reads them at scrape time (collect). A prom-client inc() per frame cost ~7 % of a relay.
   private readonly received = new Map<string, number>();
   private readonly sent = new Map<string, number>();
 
@@ -22,14 +22,14 @@ export class Metrics {
     help: 'App frames received, by frame type (invalid frames count as "invalid")',
     labelNames: ['type'] as const,
     registers: [this.registry],
-    collect: (): void => flushInto(this.received, this.messagesReceived),
+    collect: (): void => flushInto(this.received, this.messagesReceived, 'type'),
   });
   readonly messagesSent: Counter<'type'> = new Counter({
     name: 'signaling_messages_sent_total',
     help: 'App frames sent, by frame type',
     labelNames: ['type'] as const,
     registers: [this.registry],
-    collect: (): void => flushInto(this.sent, this.messagesSent),
+    collect: (): void => flushInto(this.sent, this.messagesSent, 'type'),
   });
   readonly rateLimitExceeded = new Counter({
     name: 'signaling_rate_limit_exceeded_total',
@@ -49,11 +49,13 @@ export class Metrics {
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     registers: [this.registry],
   });
-  readonly busMessages = new Counter({
+  private readonly bus = new Map<string, number>();
+  readonly busMessages: Counter<'direction'> = new Counter({
     name: 'signaling_bus_messages_total',
     help: 'Messages published to (out) and received from (in) the cluster bus',
     labelNames: ['direction'] as const,
     registers: [this.registry],
+    collect: (): void => flushInto(this.bus, this.busMessages, 'direction'),
   });
   readonly busUp = new Gauge({
     name: 'signaling_bus_up',
@@ -97,8 +99,6 @@ export class Metrics {
   // Label children used per message, looked up once (labels() hashes its arguments on every call).
   readonly deliveredLocal = this.deliverySeconds.labels('local');
   readonly deliveredRemote = this.deliverySeconds.labels('remote');
-  readonly busIn = this.busMessages.labels('in');
-  readonly busOut = this.busMessages.labels('out');
 
   /** Counts a sent frame (`type` is one of the known frame types: bounded cardinality). */
   countSent(type: string): void {
@@ -107,6 +107,11 @@ export class Metrics {
 
   countReceived(type: string): void {
     this.received.set(type, (this.received.get(type) ?? 0) + 1);
+  }
+
+  /** Counts a message published to (out) or received from (in) the bus. */
+  countBus(direction: 'in' | 'out'): void {
+    this.bus.set(direction, (this.bus.get(direction) ?? 0) + 1);
   }
 
   constructor(labels: { node: string }) {
@@ -127,7 +132,7 @@ export class Metrics {
 }
 
 /** Moves the counts gathered since the last scrape into the prom-client counter. */
-function flushInto(counts: Map<string, number>, counter: Counter<'type'>): void {
-  for (const [type, n] of counts) if (n > 0) counter.inc({ type }, n);
+function flushInto<L extends string>(counts: Map<string, number>, counter: Counter<L>, label: L): void {
+  for (const [value, n] of counts) if (n > 0) counter.inc({ [label]: value } as Partial<Record<L, string>>, n);
   counts.clear();
 }

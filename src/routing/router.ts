@@ -332,7 +332,7 @@ export class Router {
   /** A bus handler that delivers envelopes from other nodes to the local sessions `targets()` names. */
   private handler(targets: () => Iterable<Recipient>): BusHandler {
     return (message) => {
-      this.metrics.busIn.inc();
+      this.metrics.countBus('in');
       const decoded = decodeEnvelope(message);
       if (decoded === undefined) {
         this.logger.warn('ignored a malformed bus envelope');
@@ -368,16 +368,19 @@ export class Router {
     return this.publishEnvelope(channel, header, frame);
   }
 
-  private async publishEnvelope(channel: string, header: Envelope, frame: string): Promise<number | undefined> {
+  private publishEnvelope(channel: string, header: Envelope, frame: string): Promise<number | undefined> {
     const selfSubscribed = this.subscriptions.has(channel);
-    try {
-      const count = await this.bus.publish(channel, encodeEnvelope(header, frame));
-      this.metrics.busOut.inc();
-      return Math.max(0, count - (selfSubscribed ? 1 : 0));
-    } catch (error) {
-      this.metrics.busPublishErrors.inc();
-      this.logger.warn({ err: error }, 'bus publish failed');
-      return undefined;
-    }
+    // One `then` rather than an async function: this runs once per message sent to another node.
+    return this.bus.publish(channel, encodeEnvelope(header, frame)).then(
+      (count) => {
+        this.metrics.countBus('out');
+        return Math.max(0, count - (selfSubscribed ? 1 : 0));
+      },
+      (error: unknown) => {
+        this.metrics.busPublishErrors.inc();
+        this.logger.warn({ err: error }, 'bus publish failed');
+        return undefined;
+      },
+    );
   }
 }

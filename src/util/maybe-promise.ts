@@ -8,15 +8,15 @@ export type MaybePromise<T> = T | Promise<T>;
 
 /** Calls `onValue` now when the value is known, else once it resolves; `onError` when it rejects or `onValue` throws. */
 export function whenReady<T>(value: MaybePromise<T>, onValue: (value: T) => void, onError: (error: unknown) => void): void {
-  if (!(value instanceof Promise)) {
+  const run = (known: T): void => {
     try {
-      onValue(value);
+      onValue(known);
     } catch (error) {
       onError(error);
     }
-    return;
-  }
-  value.then(onValue).catch(onError);
+  };
+  if (value instanceof Promise) value.then(run, onError);
+  else run(value);
 }
 
 /** Applies `map` now when the value is known, else once it resolves. */
