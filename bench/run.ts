@@ -50,6 +50,8 @@ interface Options {
   connectConcurrency: number;
   groups: Set<string> | undefined;
   profile: boolean;
+  /** Window of the profiled W1 run (100 pairs, 64 B). */
+  profileWindow: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -75,6 +77,7 @@ function parseOptions(argv: string[]): Options {
     connectConcurrency: 64,
     groups: only === undefined ? undefined : new Set(only),
     profile,
+    profileWindow: Number(value('profile-window') ?? 10),
   };
 }
 
@@ -801,7 +804,7 @@ function markdown(results: WorkloadResult[], meta: Record<string, unknown>, m: R
   return `${lines.join('\n')}\n`;
 }
 
-// ── profile (Switchboard, W1 100 pairs, window 10, 64 B) ────────────────────
+// ── profile (Switchboard, W1 100 pairs, 64 B, window 10 or --profile-window) ─
 
 interface ProfileOutput {
   md: string;
@@ -828,11 +831,11 @@ async function profileSwitchboard(o: Options, tokens: TokenFiles): Promise<Profi
   mkdirSync(dir, { recursive: true });
   const durationS = o.quick ? 3 : 5;
   const args = (port: number) => [
-    ...['--mode', 'relay', '--port', String(port), '--count', '100', '--window', '10', '--size', '64'],
+    ...['--mode', 'relay', '--port', String(port), '--count', '100', '--window', String(o.profileWindow), '--size', '64'],
     ...['--warmup', '1', '--duration', String(durationS), '--settle-ms', '0'],
     ...protocolArgs('switchboard', 'relay', tokens),
   ];
-  const title = 'Switchboard, W1 100 pairs, window 10, 64 B';
+  const title = `Switchboard, W1 100 pairs, window ${o.profileWindow}, 64 B`;
 
   const server = await startSwitchboard('sb-cpuprof', undefined, ['--cpu-prof', '--cpu-prof-dir', dir]);
   let result: Measurement;
