@@ -19,7 +19,7 @@ test('envelopes round-trip and keep the frame byte for byte', () => {
 });
 
 test('malformed envelopes are rejected, never thrown', () => {
-  for (const text of ['', 'no newline', '{bad}\n{}', '[]\n', '{"k":"dm","o":"n"}\n', '{"k":"zz","o":"n"}\n', '{"k":"kick","o":1,"s":"x"}\n', 'null\n'])
+  for (const text of ['', 'no newline', '{bad}\n{}', '[]\n', 'dm n\n', 'dm n s\n', 'dm n s t extra\n', 'zz n\n', 'kick n\n', 'event\n', 'pres  n\n', 'event n \n', ' event n\n', 'null\n'])
     assert.equal(decodeEnvelope(text), undefined, text);
   fc.assert(fc.property(fc.string(), (s) => void decodeEnvelope(s)));
 });
