@@ -242,6 +242,7 @@ typedef struct conn {
   enum role role;
   int idx;
   int retries;
+  uint64_t attempt;  // connect mode: which token this attempt uses (fixed when it opens, not when it upgrades)
   char *wbuf;
   size_t wlen, wcap, woff;
   char *rbuf;  // leftover bytes of an incomplete frame or HTTP response
@@ -477,7 +478,7 @@ static const char *path_of(conn_t *c) {
   static char *last;
   free(last);
   if (c->role == R_SEND || c->role == R_PUB) last = expand(opt.send_path, c->idx, opt.send_tokens, opt.n_send_tokens);
-  else last = expand(opt.recv_path, c->role == R_CONNECT ? (int)(conn_attempts % 1000000007u) : c->idx, opt.recv_tokens, opt.n_recv_tokens);
+  else last = expand(opt.recv_path, c->role == R_CONNECT ? (int)(c->attempt % 1000000007u) : c->idx, opt.recv_tokens, opt.n_recv_tokens);
   return last;
 }
 
@@ -742,7 +743,7 @@ static void open_more(void) {
           break;
         }
       if (!c) return;
-      conn_attempts++;
+      c->attempt = conn_attempts++;
       conn_start(c, port_of(c));
     }
     return;

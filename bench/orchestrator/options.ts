@@ -1,0 +1,44 @@
+// Command-line flags of `npm run bench` (see bench/README.md) and their defaults.
+
+export interface Options {
+  quick: boolean;
+  runs: number;
+  warmupS: number;
+  durationS: number;
+  settleMs: number;
+  idleConns: number;
+  idleSources: number;
+  idleSettleS: number;
+  connectConcurrency: number;
+  groups: Set<string> | undefined;
+  profile: boolean;
+  /** Window of the profiled W1 run (100 pairs, 64 B). */
+  profileWindow: number;
+}
+
+export function parseOptions(argv: string[]): Options {
+  const quick = argv.includes('--quick');
+  const value = (name: string): string | undefined => {
+    const i = argv.indexOf(`--${name}`);
+    return i === -1 ? undefined : argv[i + 1];
+  };
+  const only = value('only')
+    ?.split(',')
+    .map((s) => s.trim().toUpperCase())
+    .filter((s) => s !== '');
+  const profile = argv.includes('--profile') || (only?.includes('PROFILE') ?? false);
+  return {
+    quick,
+    runs: Number(value('runs') ?? (quick ? 1 : 3)),
+    warmupS: Number(value('warmup') ?? (quick ? 0.3 : 0.5)),
+    durationS: Number(value('duration') ?? (quick ? 1 : 1.5)),
+    settleMs: 300,
+    idleConns: Number(value('idle-conns') ?? 15000),
+    idleSources: 8,
+    idleSettleS: quick ? 2 : 3,
+    connectConcurrency: 64,
+    groups: only === undefined ? undefined : new Set(only),
+    profile,
+    profileWindow: Number(value('profile-window') ?? 10),
+  };
+}

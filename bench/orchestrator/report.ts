@@ -1,0 +1,154 @@
+// The report: number formatting, the one-line summary of a run for the log,
+// the machine description, and bench/out/results.md and results.json.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Measurement } from './loadgen';
+import { OUT } from './paths';
+import type { ProfileOutput } from './profile';
+import { median, type Stat, type WorkloadResult } from './statistics';
+import { SYSTEM_LABEL, SYSTEMS } from './systems';
+import type { MetricSpec, Target } from './workloads';
+
+export function fmt(value: number, unit: MetricSpec['unit']): string {
+  if (!Number.isFinite(value)) return '—';
+  switch (unit) {
+    case 'µs':
+      return value >= 10_000 ? `${(value / 1000).toFixed(1)} ms` : value >= 1000 ? `${(value / 1000).toFixed(2)} ms` : `${Math.round(value)} µs`;
+    case 'B':
+      return `${Math.round(value).toLocaleString('en-US')} B`;
+    default:
+      return value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1);
+  }
+}
+
+function fmtStat(s: Stat | undefined, unit: MetricSpec['unit']): string {
+  if (s === undefined) return 'failed';
+  if (s.n === 1) return fmt(s.median, unit);
+  return `${fmt(s.median, unit)} (${fmt(s.min, unit)}–${fmt(s.max, unit)})`;
+}
+
+function targetText(t: Target | undefined, unit: MetricSpec['unit']): string {
+  if (t === undefined) return '';
+  return t.kind === 'ratio' ? `≥ ${t.min}×` : `≤ ${fmt(t.value, unit)}`;
+}
+
+export function describe(m: Measurement): string {
+  const parts: string[] = [];
+  if (typeof m.msgs_per_s === 'number') parts.push(`${fmt(m.msgs_per_s, 'msg/s')} msg/s`);
+  if (typeof m.p50_us === 'number') parts.push(`p50 ${fmt(m.p50_us, 'µs')}`);
+  if (typeof m.p99_us === 'number') parts.push(`p99 ${fmt(m.p99_us, 'µs')}`);
+  if (typeof m.rss_per_conn === 'number') parts.push(`${fmt(m.rss_per_conn, 'B')}/conn`);
+  if (typeof m.connects_per_s === 'number') parts.push(`${fmt(m.connects_per_s, 'conn/s')} conn/s`);
+  const cpu = [m.server_cpu_0, m.server_cpu_1].filter((v): v is number => typeof v === 'number').map((v) => v.toFixed(2));
+  if (cpu.length > 0) parts.push(`server cpu ${cpu.join('+')}`);
+  if (typeof m.redis_cpu === 'number') parts.push(`redis cpu ${m.redis_cpu.toFixed(2)}`);
+  if (typeof m.loadgen_cpu === 'number') parts.push(`loadgen cpu ${m.loadgen_cpu.toFixed(2)}`);
+  if (typeof m.lost === 'number' && m.lost > 0) parts.push(`lost ${m.lost}`);
+  if (typeof m.errors === 'number' && m.errors > 0) parts.push(`errors ${m.errors} (${String(m.first_error)})`);
+  return parts.join(', ');
+}
+
+function machine(): Record<string, string | number> {
+  const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const version = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args).toString().split('\n')[0]?.trim() ?? '';
+    } catch {
+      return 'unknown';
+    }
+  };
+  return {
+    nproc: os.availableParallelism(),
+    cpu: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown',
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    redis: version('redis-server', ['--version']),
+    gcc: version('gcc', ['--version']),
+    fd_limit: version('sh', ['-c', 'ulimit -n']),
+  };
+}
+
+function markdown(results: WorkloadResult[], meta: Record<string, unknown>, m: Record<string, string | number>, profile?: string): string {
+  const lines: string[] = [
+    '# Switchboard benchmark',
+    '',
+    `${String(meta.mode)} run, ${String(meta.runs)} run(s) per system alternating baseline/switchboard, warm-up ${String(meta.warmup_s)} s, ` +
+      `measured ${String(meta.duration_s)} s per run; started ${String(meta.started)}, took ${String(meta.took_s)} s.`,
+    '',
+    `Machine: ${m.nproc} CPUs (${m.cpu}), ${m.memory_gib} GiB, ${m.kernel}; node ${m.node}; ${m.redis}; ${m.gcc}; fd limit ${m.fd_limit}; ` +
+      `load average ${String(meta.load_start)} at the start, ${String(meta.load_end)} at the end (other work on a shared machine shows here).`,
+    '',
+    'Baseline: bench/baseline/raw-relay.mjs (uWebSockets.js, no JSON, no auth; two nodes: batched PUBLISH per destination per event-loop turn). ' +
+      'Ratio = switchboard median / baseline median (for latency and memory, lower is better). ' +
+      'Load: bench/loadgen.c (one epoll thread).',
+    '',
+    '| workload | metric | baseline median (min–max) | switchboard median (min–max) | ratio | target | met? |',
+    '|---|---|---:|---:|---:|---|:-:|',
+  ];
+  for (const r of results)
+    for (const x of r.metrics) {
+      const unit = x.unit as MetricSpec['unit'];
+      const met = x.met === undefined ? '' : x.met ? 'yes' : '**no**';
+      lines.push(
+        `| ${r.title} | ${x.label} | ${fmtStat(x.baseline, unit)} | ${fmtStat(x.switchboard, unit)} | ${x.ratio === undefined ? '—' : `${x.ratio.toFixed(2)}×`} | ${targetText(x.target, unit)} | ${met} |`,
+      );
+    }
+  lines.push(
+    '',
+    '## Diagnostics',
+    '',
+    'Median CPU use during the measured window (1.0 = one core; the machine has ' +
+      `${m.nproc}) of the server process(es) (two nodes: receiving node + sending node), of Redis and of the load generator. ` +
+      'A server near 1.0 is saturated; a load generator near 1.0 means the baseline figure is a lower bound. ' +
+      'Lost = messages that never arrived (the sender refilled its window after a stall).',
+    '',
+    '| workload | system | server CPU | Redis CPU | loadgen CPU | lost | errors | failed runs | notes |',
+    '|---|---|---|---:|---:|---:|---:|---:|---|',
+  );
+  for (const r of results)
+    for (const system of SYSTEMS) {
+      const ok = r.runs[system].filter((m): m is Measurement => !('failed' in m));
+      const num = (key: string) => ok.flatMap((m) => (typeof m[key] === 'number' ? [m[key]] : []));
+      const cpu = [0, 1]
+        .map((i) => median(num(`server_cpu_${i}`)))
+        .filter((v) => Number.isFinite(v))
+        .map((v) => v.toFixed(2))
+        .join(' + ');
+      const lg = median(num('loadgen_cpu'));
+      const rc = median(num('redis_cpu'));
+      const sum = (key: string) => num(key).reduce((a, b) => a + b, 0);
+      const failed = r.runs[system].length - ok.length;
+      const notes: string[] = [];
+      const before = median(num('rss_before_mb'));
+      const after = median(num('rss_after_mb'));
+      if (Number.isFinite(before)) notes.push(`RSS ${before.toFixed(0)} → ${after.toFixed(0)} MiB`);
+      const setup = median(num('connects_per_s_setup'));
+      if (Number.isFinite(setup)) notes.push(`opened at ${fmt(setup, 'conn/s')}/s`);
+      const p999 = median(num('p999_us'));
+      if (Number.isFinite(p999) && p999 > 0) notes.push(`p99.9 ${fmt(p999, 'µs')}`);
+      const connFailures = sum('failures');
+      if (connFailures > 0) notes.push(`${connFailures} failed connects`);
+      lines.push(
+        `| ${r.title} | ${SYSTEM_LABEL[system]} | ${cpu === '' ? '—' : cpu} | ${Number.isFinite(rc) ? rc.toFixed(2) : '—'} | ${Number.isFinite(lg) ? lg.toFixed(2) : '—'} | ${sum('lost')} | ${sum('errors')} | ${failed} | ${notes.join('; ')} |`,
+      );
+    }
+  const failures = results.flatMap((r) =>
+    SYSTEMS.flatMap((s) => r.runs[s].flatMap((m, i) => ('failed' in m ? [`- ${r.title}, ${SYSTEM_LABEL[s]} run ${i + 1}: ${m.failed}`] : []))),
+  );
+  if (failures.length > 0) lines.push('', '## Failed runs', '', ...failures);
+  if (profile !== undefined) lines.push('', '## Profile', '', profile);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Writes bench/out/results.json (every run's raw numbers) and bench/out/results.md; returns the markdown. */
+export function writeResults(results: WorkloadResult[], meta: Record<string, unknown>, profile: ProfileOutput | undefined): string {
+  const m = machine();
+  writeFileSync(path.join(OUT, 'results.json'), `${JSON.stringify({ meta, machine: m, workloads: results, profile: profile === undefined ? undefined : { cpuprofile: profile.cpuprofile, perf: profile.perf } }, null, 2)}\n`);
+  const md = markdown(results, meta, m, profile?.md);
+  writeFileSync(path.join(OUT, 'results.md'), md);
+  return md;
+}
+

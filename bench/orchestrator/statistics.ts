@@ -1,0 +1,59 @@
+// Statistics over a workload's runs: median, min and max per system, the ratio
+// switchboard/baseline of the medians, and whether the target is met.
+import type { Measurement } from './loadgen';
+import type { SystemName } from './systems';
+import type { Target, Workload } from './workloads';
+
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+function stat(values: number[]): Stat | undefined {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  const mid = Math.floor(v.length / 2);
+  const median = v.length % 2 === 1 ? (v[mid] ?? NaN) : ((v[mid - 1] ?? NaN) + (v[mid] ?? NaN)) / 2;
+  return { median, min: v[0] ?? NaN, max: v[v.length - 1] ?? NaN, n: v.length };
+}
+
+export function median(list: number[]): number {
+  return stat(list)?.median ?? NaN;
+}
+
+export interface MetricResult {
+  key: string;
+  label: string;
+  unit: string;
+  baseline?: Stat;
+  switchboard?: Stat;
+  ratio?: number;
+  target?: Target;
+  met?: boolean;
+}
+
+export interface WorkloadResult {
+  id: string;
+  group: string;
+  title: string;
+  params: Record<string, number | string>;
+  runs: Record<SystemName, (Measurement | { failed: string })[]>;
+  metrics: MetricResult[];
+}
+
+export function evaluate(w: Workload, group: string, runs: WorkloadResult['runs']): WorkloadResult {
+  const values = (system: SystemName, key: string) =>
+    runs[system].flatMap((m) => (!('failed' in m) && typeof m[key] === 'number' ? [m[key]] : []));
+  const metrics = w.metrics.map((spec): MetricResult => {
+    const baseline = stat(values('raw', spec.key));
+    const switchboard = stat(values('switchboard', spec.key));
+    const ratio = baseline !== undefined && switchboard !== undefined && baseline.median !== 0 ? switchboard.median / baseline.median : undefined;
+    let met: boolean | undefined;
+    if (spec.target?.kind === 'ratio') met = ratio === undefined ? false : ratio >= spec.target.min;
+    else if (spec.target?.kind === 'max') met = switchboard === undefined ? false : switchboard.median <= spec.target.value;
+    return { key: spec.key, label: spec.label, unit: spec.unit, baseline, switchboard, ratio, target: spec.target, met };
+  });
+  return { id: w.id, group, title: w.title, params: w.params, runs, metrics };
+}

@@ -1,0 +1,96 @@
+// The systems under test: the raw uWebSockets.js baseline and Switchboard,
+// deployed on one node or two nodes sharing a redis-server on a free port.
+import { Child, freePort, parseJson } from './processes';
+import { HOST, RAW_RELAY, SWITCHBOARD_CLI } from './paths';
+import { JWT_SECRET } from './tokens';
+
+export type SystemName = 'raw' | 'switchboard';
+export const SYSTEMS: readonly SystemName[] = ['raw', 'switchboard'];
+export const SYSTEM_LABEL: Record<SystemName, string> = { raw: 'baseline', switchboard: 'switchboard' };
+
+export interface Server {
+  name: string;
+  port: number;
+  child: Child;
+}
+
+/** One system's servers for a group: `nodes[0]` serves receivers/members, `nodes[1]` (two-node) the senders. */
+export interface Deployment {
+  system: SystemName;
+  nodes: Server[];
+}
+
+let redis: { url: string; child: Child } | undefined;
+
+async function ensureRedis(): Promise<string> {
+  if (redis !== undefined) return redis.url;
+  const port = await freePort();
+  const child = new Child('redis-server', 'redis-server', ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no'], {
+    PATH: process.env.PATH,
+  });
+  await child.waitFor((line) => (line.includes('Ready to accept connections') ? true : undefined), 10_000, 'ready line');
+  redis = { url: `redis://${HOST}:${port}`, child };
+  return redis.url;
+}
+
+/** The shared redis-server's PID, when one is running. */
+export function redisServerPid(): number | undefined {
+  return redis?.child.pid;
+}
+
+export async function stopRedis(): Promise<void> {
+  await redis?.child.stop();
+}
+
+export async function startSwitchboard(name: string, redisUrl?: string, nodeArgs: string[] = []): Promise<Server> {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    PORT: '0',
+    HOST,
+    NODE_ID: name,
+    JWT_SECRET,
+    // `info` is needed for the "switchboard listening" line; the logs are read and discarded.
+    LOG_LEVEL: 'info',
+    RATE_LIMIT_POINTS: '1000000000',
+    MAX_CONNECTIONS_PER_IP: '0',
+    CONNECT_RATE_PER_IP: '0',
+    MAX_CONNECTIONS: '0',
+    DRAIN_SPREAD_MS: '0',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }),
+  };
+  const args = [...nodeArgs, SWITCHBOARD_CLI, 'serve'];
+  return listening(name, new Child(name, process.execPath, args, env), 'switchboard listening');
+}
+
+async function startRaw(name: string, redisUrl?: string): Promise<Server> {
+  const args = [RAW_RELAY, '--host', HOST, '--port', '0', ...(redisUrl === undefined ? [] : ['--redis', redisUrl, '--prefix', 'raw:'])];
+  return listening(name, new Child(name, process.execPath, args, { PATH: process.env.PATH, HOME: process.env.HOME }), 'raw listening');
+}
+
+/** Waits for the child's JSON log line `{ msg, port }` announcing its listening port. */
+async function listening(name: string, child: Child, msg: string): Promise<Server> {
+  const port = await child.waitFor(
+    (line) => {
+      const rec = parseJson(line);
+      return rec?.msg === msg && typeof rec.port === 'number' ? rec.port : undefined;
+    },
+    20_000,
+    `"${msg}" line`,
+  );
+  return { name, port, child };
+}
+
+export type Topology = 'single' | 'two-node';
+
+export async function deploy(system: SystemName, topology: Topology): Promise<Deployment> {
+  const redisUrl = topology === 'two-node' ? await ensureRedis() : undefined;
+  const start = (name: string) => (system === 'raw' ? startRaw(name, redisUrl) : startSwitchboard(name, redisUrl));
+  const nodes = topology === 'single' ? [await start(`${system}-1`)] : [await start(`${system}-recv`), await start(`${system}-send`)];
+  return { system, nodes };
+}
+
+export async function undeploy(d: Deployment): Promise<void> {
+  await Promise.all(d.nodes.map((n) => n.child.stop()));
+}

@@ -1,0 +1,224 @@
+// The workloads: what a workload and a group are, and the groups W1–W5 (see
+// "Workloads and targets" in bench/README.md).
+//
+// Workloads are a list of groups; a group says which servers it needs (one
+// node, two nodes on Redis, a fresh node per measurement). Tunnel workloads
+// join as another group later.
+import { protocolArgs, runLoadgen, type Measurement } from './loadgen';
+import type { Options } from './options';
+import { LOADGEN } from './paths';
+import { Child, parseJson, rssBytes, sleep } from './processes';
+import type { Deployment, SystemName, Topology } from './systems';
+import type { TokenFiles } from './tokens';
+
+/** `ratio`: switchboard/baseline of the medians must be ≥ min. `max`: switchboard's median must be ≤ value. */
+export type Target = { kind: 'ratio'; min: number } | { kind: 'max'; value: number };
+
+export interface MetricSpec {
+  key: string;
+  label: string;
+  unit: 'msg/s' | 'µs' | 'B' | 'conn/s';
+  target?: Target;
+}
+
+export interface RoundContext {
+  options: Options;
+  tokens: TokenFiles;
+  /** This round's measurements so far, by workload id then system. */
+  results: Map<string, Partial<Record<SystemName, Measurement>>>;
+}
+
+export interface Workload {
+  id: string;
+  title: string;
+  params: Record<string, number | string>;
+  metrics: MetricSpec[];
+  measure(d: Deployment, ctx: RoundContext): Promise<Measurement>;
+}
+
+export interface Group {
+  name: string;
+  title: string;
+  topology: Topology;
+  /** Start new servers for every measurement (memory, connect storms) instead of once per round. */
+  freshPerMeasurement: boolean;
+  workloads: Workload[];
+}
+
+const LATENCY: MetricSpec[] = [
+  { key: 'p50_us', label: 'p50 latency', unit: 'µs' },
+  { key: 'p99_us', label: 'p99 latency', unit: 'µs' },
+];
+
+/** Settling after setup matters only when receivers register asynchronously (Redis subscriptions, room joins). */
+function timing(o: Options, settle: boolean): string[] {
+  return ['--warmup', String(o.warmupS), '--duration', String(o.durationS), '--settle-ms', String(settle ? o.settleMs : 0)];
+}
+
+function relayWorkload(group: 'W1' | 'W2', pairs: number, window: number, size: number): Workload {
+  const minRatio = group === 'W2' ? 0.8 : window === 1 ? 0.75 : 0.6;
+  const sizeLabel = size >= 1024 ? `${size / 1024} KiB` : `${size} B`;
+  return {
+    id: `${group}-p${pairs}-w${window}-s${size}`,
+    title: `${group} ${pairs} pairs, window ${window}, ${sizeLabel}`,
+    params: { pairs, window, size },
+    metrics: [{ key: 'msgs_per_s', label: 'messages/s', unit: 'msg/s', target: { kind: 'ratio', min: minRatio } }, ...LATENCY],
+    measure: (d, ctx) => {
+      const [recvNode, sendNode] = d.nodes;
+      if (recvNode === undefined) throw new Error('no server');
+      const o = ctx.options;
+      return runLoadgen(
+        [
+          ...['--mode', 'relay', '--port', String(recvNode.port), '--port2', String((sendNode ?? recvNode).port)],
+          ...['--count', String(pairs), '--window', String(window), '--size', String(size)],
+          ...timing(o, group === 'W2'),
+          ...protocolArgs(d.system, 'relay', ctx.tokens),
+        ],
+        d.nodes,
+        120,
+      );
+    },
+  };
+}
+
+/** p99 at half of Switchboard's max rate (W1, 100 pairs, 64 B), this round; both systems at the same rate. */
+function halfRateWorkload(): Workload {
+  const basis = ['W1-p100-w10-s64', 'W1-p100-w1-s64'];
+  return {
+    id: 'W1-rate-half-max',
+    title: 'W1 100 pairs, 64 B, open loop at ½ Switchboard max rate',
+    params: { pairs: 100, size: 64 },
+    metrics: [
+      { key: 'msgs_per_s', label: 'offered rate (msgs/s)', unit: 'msg/s' },
+      { key: 'p50_us', label: 'p50 latency', unit: 'µs' },
+      { key: 'p99_us', label: 'p99 latency', unit: 'µs', target: { kind: 'max', value: 5000 } },
+    ],
+    measure: (d, ctx) => {
+      const max = Math.max(0, ...basis.map((id) => Number(ctx.results.get(id)?.switchboard?.msgs_per_s ?? 0)));
+      if (!(max > 0)) throw new Error('needs W1 100-pair 64 B results for Switchboard from this round');
+      const node = d.nodes[0];
+      if (node === undefined) throw new Error('no server');
+      return runLoadgen(
+        [
+          ...['--mode', 'relay', '--port', String(node.port), '--count', '100', '--size', '64', '--rate', String(Math.round(max / 2))],
+          ...timing(ctx.options, false),
+          ...protocolArgs(d.system, 'relay', ctx.tokens),
+        ],
+        d.nodes,
+        120,
+      );
+    },
+  };
+}
+
+function fanoutWorkload(window: number): Workload {
+  const members = 1000;
+  return {
+    id: `W3-m${members}-w${window}`,
+    title: `W3 room fan-out, 1 → ${members} members, window ${window}, 64 B`,
+    params: { members, window, size: 64 },
+    metrics: [
+      { key: 'msgs_per_s', label: 'deliveries/s', unit: 'msg/s', target: { kind: 'ratio', min: window === 1 ? 0.7 : 0.5 } },
+      ...LATENCY,
+    ],
+    measure: (d, ctx) => {
+      const node = d.nodes[0];
+      if (node === undefined) throw new Error('no server');
+      return runLoadgen(
+        [
+          ...['--mode', 'fanout', '--port', String(node.port), '--count', String(members), '--window', String(window), '--size', '64'],
+          ...timing(ctx.options, true),
+          ...protocolArgs(d.system, 'fanout', ctx.tokens),
+        ],
+        d.nodes,
+        120,
+      );
+    },
+  };
+}
+
+function idleWorkload(conns: number): Workload {
+  return {
+    id: `W4-idle-${conns}`,
+    title: `W4 idle authenticated connections, ${conns}`,
+    params: { conns },
+    metrics: [{ key: 'rss_per_conn', label: 'RSS per connection', unit: 'B', target: { kind: 'max', value: 2048 } }],
+    measure: async (d, ctx) => {
+      const node = d.nodes[0];
+      if (node === undefined) throw new Error('no server');
+      const o = ctx.options;
+      await sleep(1000);
+      const before = rssBytes(node.child.pid);
+      const args = [
+        ...['--mode', 'idle', '--port', String(node.port), '--count', String(conns), '--sources', String(o.idleSources)],
+        ...['--hold-s', '120', '--setup-timeout', '90'],
+        ...protocolArgs(d.system, 'idle', ctx.tokens),
+      ];
+      const child = new Child('loadgen-idle', LOADGEN, args, { PATH: process.env.PATH }, 'pipe');
+      try {
+        const ready = await child.waitFor(
+          (line) => {
+            const rec = parseJson(line);
+            if (typeof rec?.error === 'string') throw new Error(`loadgen: ${rec.error}`);
+            return typeof rec?.ready === 'number' ? rec : undefined;
+          },
+          100_000,
+          'ready line',
+        );
+        await sleep(o.idleSettleS * 1000);
+        const after = rssBytes(node.child.pid);
+        return {
+          rss_per_conn: (after - before) / conns,
+          rss_before_mb: before / 2 ** 20,
+          rss_after_mb: after / 2 ** 20,
+          setup_s: Number(ready.setup_s),
+          connects_per_s_setup: conns / Number(ready.setup_s),
+        };
+      } finally {
+        child.proc.stdin?.end();
+        const timer = setTimeout(() => child.proc.kill('SIGKILL'), 10_000);
+        await child.exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+function connectWorkload(): Workload {
+  return {
+    id: 'W5-connect',
+    title: 'W5 connect + JWT + welcome + close',
+    params: {},
+    metrics: [{ key: 'connects_per_s', label: 'connects/s', unit: 'conn/s', target: { kind: 'ratio', min: 0.7 } }],
+    measure: (d, ctx) => {
+      const node = d.nodes[0];
+      if (node === undefined) throw new Error('no server');
+      const o = ctx.options;
+      return runLoadgen(
+        [
+          ...['--mode', 'connect', '--port', String(node.port), '--concurrency', String(o.connectConcurrency), '--sources', '32'],
+          ...['--warmup', String(o.warmupS), '--duration', String(o.durationS)],
+          ...protocolArgs(d.system, 'connect', ctx.tokens),
+        ],
+        d.nodes,
+        60,
+      );
+    },
+  };
+}
+
+export function groups(o: Options): Group[] {
+  const matrix = (group: 'W1' | 'W2') => {
+    const list: Workload[] = [];
+    for (const pairs of [100, 1000]) for (const window of [1, 10]) for (const size of [64, 1024]) list.push(relayWorkload(group, pairs, window, size));
+    return list;
+  };
+  return [
+    { name: 'W1', title: 'direct relay, one node', topology: 'single', freshPerMeasurement: false, workloads: [...matrix('W1'), halfRateWorkload()] },
+    { name: 'W2', title: 'direct relay, two nodes through Redis', topology: 'two-node', freshPerMeasurement: false, workloads: matrix('W2') },
+    { name: 'W3', title: 'room fan-out', topology: 'single', freshPerMeasurement: true, workloads: [fanoutWorkload(1), fanoutWorkload(10)] },
+    { name: 'W4', title: 'memory per idle connection', topology: 'single', freshPerMeasurement: true, workloads: [idleWorkload(o.idleConns)] },
+    { name: 'W5', title: 'connection rate', topology: 'single', freshPerMeasurement: false, workloads: [connectWorkload()] },
+    // Tunnel workloads (T1…) join here as further groups.
+  ];
+}
