@@ -69,6 +69,11 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const verifier = options.verifier ?? createVerifier(config, logger);
   const router = new Router({ nodeId: config.nodeId, bus, presence, logger, metrics });
   const sessions = new Set<ClientSession>();
+  const connectionLimits = new ConnectionLimits({
+    maxConnections: config.MAX_CONNECTIONS,
+    maxConnectionsPerIp: config.MAX_CONNECTIONS_PER_IP,
+    connectRatePerIp: config.CONNECT_RATE_PER_IP,
+  });
   const health = new HealthMonitor(config, bus, metrics, logger, { connections: () => sessions.size, tunnels: () => 0 });
 
   await presence.start();
@@ -85,11 +90,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       metrics,
       logger,
       sessions,
-      limits: new ConnectionLimits({
-        maxConnections: config.MAX_CONNECTIONS,
-        maxConnectionsPerIp: config.MAX_CONNECTIONS_PER_IP,
-        connectRatePerIp: config.CONNECT_RATE_PER_IP,
-      }),
+      limits: connectionLimits,
       clientIp: clientIpResolver(config.TRUSTED_PROXIES),
       isDraining: () => health.isDraining,
     }),
@@ -134,6 +135,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     await presence.close();
     await bus.close();
     await backend.close();
+    connectionLimits.close();
     logger.info('stopped');
   };
   return {

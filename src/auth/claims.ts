@@ -25,7 +25,8 @@ export type VerifyResult = { ok: true; claims: Claims } | { ok: false; reason: E
 
 /** Verifies app, admin and tunnel tokens. Implementations pin algorithms to the key type. */
 export interface TokenVerifier {
-  verify(token: string): Promise<VerifyResult>;
+  /** A result now when the key is at hand (a static key), a promise when it must be fetched (JWKS). Never rejects. */
+  verify(token: string): VerifyResult | Promise<VerifyResult>;
   close?(): void;
 }
 

@@ -13,12 +13,21 @@
 //   included when it subscribes the channel — the router derives "handed to
 //   the recipient's node" (ack) or `peer_offline` from it.
 
-export type BusHandler = (message: string) => void;
+/**
+ * Receives a message and the channel it came on: one handler can serve every channel (the router
+ * passes one function for all of them instead of a closure per channel: ~900 B less per connection).
+ */
+import type { MaybePromise } from '../util/maybe-promise';
+
+export type BusHandler = (message: string, channel: string) => void;
 
 export interface Bus {
   readonly kind: 'memory' | 'redis';
-  /** Subscribes this node to `channel`; resolves once messages published afterwards will arrive. One handler per channel. */
-  subscribe(channel: string, handler: BusHandler): Promise<void>;
+  /**
+   * Subscribes this node to `channel`; done (or resolved) once messages published afterwards will
+   * arrive — at once on the in-process bus. One handler per channel.
+   */
+  subscribe(channel: string, handler: BusHandler): MaybePromise<void>;
   unsubscribe(channel: string): Promise<void>;
   /** Resolves with the number of nodes subscribed to `channel` (this one included); rejects when the bus is down. */
   publish(channel: string, message: string): Promise<number>;

@@ -5,32 +5,34 @@
 import type { Bus, BusHandler } from './bus';
 
 export class MemoryBroker {
-  private readonly subscribers = new Map<string, Set<MemoryBus>>();
+  /** Arrays, not Sets: a channel has one or a few subscribing buses, and there is one channel per connection or more. */
+  private readonly subscribers = new Map<string, MemoryBus[]>();
   /** Buses using this broker: with one (a single node, the usual case) nobody else can listen. */
   buses = 0;
 
   attach(channel: string, bus: MemoryBus): void {
-    let set = this.subscribers.get(channel);
-    if (set === undefined) this.subscribers.set(channel, (set = new Set()));
-    set.add(bus);
+    const list = this.subscribers.get(channel);
+    if (list === undefined) this.subscribers.set(channel, [bus]);
+    else if (!list.includes(bus)) list.push(bus);
   }
 
   detach(channel: string, bus: MemoryBus): void {
-    const set = this.subscribers.get(channel);
-    if (set === undefined) return;
-    set.delete(bus);
-    if (set.size === 0) this.subscribers.delete(channel);
+    const list = this.subscribers.get(channel);
+    if (list === undefined) return;
+    const at = list.indexOf(bus);
+    if (at !== -1) list.splice(at, 1);
+    if (list.length === 0) this.subscribers.delete(channel);
   }
 
   subscriberCount(channel: string): number {
-    return this.subscribers.get(channel)?.size ?? 0;
+    return this.subscribers.get(channel)?.length ?? 0;
   }
 
   deliver(channel: string, message: string): number {
-    const set = this.subscribers.get(channel);
-    if (set === undefined) return 0;
+    const list = this.subscribers.get(channel);
+    if (list === undefined) return 0;
     // Copy: a handler may subscribe or unsubscribe while we iterate.
-    const targets = [...set];
+    const targets = list.slice();
     for (const bus of targets) bus.receive(channel, message);
     return targets.length;
   }
@@ -45,10 +47,10 @@ export class MemoryBus implements Bus {
     broker.buses++;
   }
 
-  subscribe(channel: string, handler: BusHandler): Promise<void> {
+  /** Synchronous: a session's channels are subscribed within its open callback (bench W5). */
+  subscribe(channel: string, handler: BusHandler): void {
     this.handlers.set(channel, handler);
     this.broker.attach(channel, this);
-    return Promise.resolve();
   }
 
   unsubscribe(channel: string): Promise<void> {
@@ -70,7 +72,7 @@ export class MemoryBus implements Bus {
 
   /** Called by the broker. */
   receive(channel: string, message: string): void {
-    this.handlers.get(channel)?.(message);
+    this.handlers.get(channel)?.(message, channel);
   }
 
   isUp(): boolean {

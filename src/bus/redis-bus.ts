@@ -175,6 +175,6 @@ export class RedisBus implements Bus {
       this.options.logger.warn({ channel: channel.slice(0, 2) }, 'ignored a malformed bus batch');
       return;
     }
-    for (const message of messages) handler(message);
+    for (const message of messages) handler(message, channel);
   }
 }

@@ -20,7 +20,7 @@ export class MemoryPresence implements PresenceStore {
   /** One process: nothing changes behind the router's back. */
   onChanges(_listener: (changes: StoreChanges) => void): void {}
 
-  addDevice(conn: DeviceConnection): Promise<AddResult> {
+  addDevice(conn: DeviceConnection): AddResult {
     let devices = this.users.get(conn.user);
     const wentOnline = devices === undefined || devices.size === 0;
     if (devices === undefined) this.users.set(conn.user, (devices = new Map<string, DeviceConnection>()));
@@ -29,18 +29,17 @@ export class MemoryPresence implements PresenceStore {
     const result: AddResult = { wentOnline };
     if (previous !== undefined && previous.session !== conn.session)
       result.replaced = { session: previous.session, node: previous.node };
-    return Promise.resolve(result);
+    return result;
   }
 
-  removeDevice(conn: DeviceConnection): Promise<{ wentOffline: boolean }> {
+  removeDevice(conn: DeviceConnection): { wentOffline: boolean } {
     const devices = this.users.get(conn.user);
     const holder = devices?.get(conn.device);
-    if (devices === undefined || holder === undefined || holder.session !== conn.session)
-      return Promise.resolve({ wentOffline: false });
+    if (devices === undefined || holder === undefined || holder.session !== conn.session) return { wentOffline: false };
     devices.delete(conn.device);
-    if (devices.size > 0) return Promise.resolve({ wentOffline: false });
+    if (devices.size > 0) return { wentOffline: false };
     this.users.delete(conn.user);
-    return Promise.resolve({ wentOffline: true });
+    return { wentOffline: true };
   }
 
   status(users: readonly string[]): Promise<Record<string, PresenceStatus>> {

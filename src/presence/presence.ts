@@ -6,6 +6,7 @@
 // user → online, last device gone → offline), so that two nodes changing the
 // same user at once cannot both or neither report the change.
 import type { Member, PresenceStatus } from '../protocol/server-frames';
+import type { MaybePromise } from '../util/maybe-promise';
 
 export interface DeviceConnection {
   user: string;
@@ -33,9 +34,10 @@ export interface PresenceStore {
   start(): Promise<void>;
   /** The router announces these changes (presence frames, member_left) like its own. */
   onChanges(listener: (changes: StoreChanges) => void): void;
-  addDevice(conn: DeviceConnection): Promise<AddResult>;
+  /** A result now from the in-process store (a connect then needs no promise), a promise from Redis. */
+  addDevice(conn: DeviceConnection): MaybePromise<AddResult>;
   /** Removes the device if `session` still holds it (a replaced session removes nothing). */
-  removeDevice(conn: DeviceConnection): Promise<{ wentOffline: boolean }>;
+  removeDevice(conn: DeviceConnection): MaybePromise<{ wentOffline: boolean }>;
   status(users: readonly string[]): Promise<Record<string, PresenceStatus>>;
   /** Adds the member and returns every member of the room, the new one included. */
   joinRoom(room: string, member: Member & { session: string; node: string }): Promise<Member[]>;

@@ -38,16 +38,9 @@ const withId = <T extends object>(frame: T, id: string | undefined): T & { id?: 
   id === undefined ? frame : { ...frame, id };
 
 export const encode = {
+  /** Concatenated: sent once per connection, and the object JSON.stringify would walk is built only for it (~2 µs per connect). */
   welcome: (f: { user: string; device: string; session: string; node: string; heartbeatMs: number; resumed: boolean }) =>
-    JSON.stringify({
-      type: 'welcome',
-      user: f.user,
-      device: f.device,
-      session: f.session,
-      node: f.node,
-      heartbeat_ms: f.heartbeatMs,
-      resumed: f.resumed,
-    }),
+    `{"type":"welcome","user":${JSON.stringify(f.user)},"device":${JSON.stringify(f.device)},"session":${JSON.stringify(f.session)},"node":${JSON.stringify(f.node)},"heartbeat_ms":${f.heartbeatMs},"resumed":${f.resumed}}`,
 
   /**
    * A relayed signal; `payloadJson` is the sender's payload text, copied as is (left out when the
@@ -56,7 +49,8 @@ export const encode = {
   signal: (type: SignalType, from: string, fromDevice: string, payloadJson: string | undefined) =>
     `{"type":"${type}","from":${JSON.stringify(from)},"from_device":${JSON.stringify(fromDevice)}${payloadJson === undefined ? '' : `,"payload":${payloadJson}`}}`,
 
-  ack: (id: string, queued = false) => JSON.stringify(queued ? { type: 'ack', id, queued: true } : { type: 'ack', id }),
+  /** Concatenated: one per acknowledged message (the hot path). */
+  ack: (id: string, queued = false) => `{"type":"ack","id":${JSON.stringify(id)}${queued ? ',"queued":true' : ''}}`,
 
   error: (code: ErrorCode, message: string, id?: string, extra?: { retry_after_ms?: number }) =>
     JSON.stringify(withId({ type: 'error', code, message, ...extra }, id)),

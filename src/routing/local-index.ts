@@ -14,19 +14,28 @@ export interface Recipient {
   kick(close: typeof CLOSE.replaced): void;
 }
 
-/** What one session joined and watches. */
+/** What one session joined and watches; each set is made on first use (most connections never join or watch). */
 export interface LocalState {
-  readonly rooms: Set<string>;
-  readonly watching: Set<string>;
+  rooms?: Set<string>;
+  watching?: Set<string>;
 }
 
 const NONE: readonly Recipient[] = [];
 
 export class LocalIndex {
   private readonly sessions = new Map<Recipient, LocalState>();
-  private readonly byUser = new Map<string, Set<Recipient>>();
+  /**
+   * A user's sessions as a copy-on-write array: a user has one or a few devices, an array of one
+   * costs a fraction of a Set, and a copy on change keeps iterations safe when a delivery closes a
+   * session (uWS runs the close handler inside `end()`).
+   */
+  private readonly byUser = new Map<string, readonly Recipient[]>();
   private readonly byRoom = new Map<string, Set<Recipient>>();
   private readonly watchers = new Map<string, Set<Recipient>>();
+
+  get size(): number {
+    return this.sessions.size;
+  }
 
   all(): Iterable<Recipient> {
     return this.sessions.keys();
@@ -37,9 +46,10 @@ export class LocalIndex {
   }
 
   add(r: Recipient): LocalState {
-    const state: LocalState = { rooms: new Set(), watching: new Set() };
+    const state: LocalState = {};
     this.sessions.set(r, state);
-    addTo(this.byUser, r.user, r);
+    const devices = this.byUser.get(r.user);
+    this.byUser.set(r.user, devices === undefined ? [r] : [...devices, r]);
     return state;
   }
 
@@ -48,22 +58,28 @@ export class LocalIndex {
     const state = this.sessions.get(r);
     if (state === undefined) return undefined;
     this.sessions.delete(r);
-    removeFrom(this.byUser, r.user, r);
+    const rest = (this.byUser.get(r.user) ?? NONE).filter((other) => other !== r);
+    if (rest.length === 0) this.byUser.delete(r.user);
+    else this.byUser.set(r.user, rest);
     return state;
   }
 
-  devicesOf(user: string): Iterable<Recipient> {
+  devicesOf(user: string): readonly Recipient[] {
     return this.byUser.get(user) ?? NONE;
   }
 
   /** The user's local sessions, or only those of `device`. */
   recipientsOf(user: string, device?: string): Recipient[] {
-    const all = [...this.devicesOf(user)];
-    return device === undefined ? all : all.filter((s) => s.device === device);
+    const all = this.devicesOf(user);
+    return device === undefined ? [...all] : all.filter((s) => s.device === device);
   }
 
   membersOf(room: string): Iterable<Recipient> {
     return this.byRoom.get(room) ?? NONE;
+  }
+
+  isWatched(user: string): boolean {
+    return this.watchers.has(user);
   }
 
   watchersOf(user: string): Iterable<Recipient> {
@@ -71,25 +87,25 @@ export class LocalIndex {
   }
 
   join(r: Recipient, state: LocalState, room: string): void {
-    state.rooms.add(room);
+    (state.rooms ??= new Set()).add(room);
     addTo(this.byRoom, room, r);
   }
 
   /** Returns whether the session was a member. */
   leave(r: Recipient, state: LocalState, room: string): boolean {
-    if (!state.rooms.delete(room)) return false;
+    if (state.rooms?.delete(room) !== true) return false;
     removeFrom(this.byRoom, room, r);
     return true;
   }
 
   watch(r: Recipient, state: LocalState, user: string): void {
-    state.watching.add(user);
+    (state.watching ??= new Set()).add(user);
     addTo(this.watchers, user, r);
   }
 
   /** Returns whether the session was watching `user`. */
   unwatch(r: Recipient, state: LocalState, user: string): boolean {
-    if (!state.watching.delete(user)) return false;
+    if (state.watching?.delete(user) !== true) return false;
     removeFrom(this.watchers, user, r);
     return true;
   }

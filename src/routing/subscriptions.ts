@@ -4,14 +4,17 @@
 // again instead of believing it is subscribed.
 import type { Bus, BusHandler } from '../bus/bus';
 import type { Logger } from '../log/logger';
+import type { MaybePromise } from '../util/maybe-promise';
 
 export class Subscriptions {
   private readonly counts = new Map<string, number>();
   private readonly pending = new Map<string, Promise<void>>();
 
+  /** `handler` receives every channel's messages (the router's dispatcher). */
   constructor(
     private readonly bus: Bus,
     private readonly logger: Logger,
+    private readonly handler: BusHandler,
   ) {}
 
   /** Whether this node is (or is becoming) subscribed to `channel`. */
@@ -19,33 +22,37 @@ export class Subscriptions {
     return this.counts.has(channel);
   }
 
-  /** Takes one reference; resolves once the channel is subscribed; rejects (and releases the reference) when the bus fails. */
-  async add(channel: string, handler: BusHandler): Promise<void> {
+  /**
+   * Takes one reference; done once the channel is subscribed — at once when the bus subscribes
+   * synchronously (in-process) or the channel already was. Rejects (and releases the reference)
+   * when the bus fails.
+   */
+  add(channel: string): MaybePromise<void> {
     const count = this.counts.get(channel) ?? 0;
     this.counts.set(channel, count + 1);
-    if (count > 0) {
-      // Someone else's subscribe may still be in flight: wait for it, and share its failure.
-      const inFlight = this.pending.get(channel);
-      if (inFlight !== undefined) {
-        try {
-          await inFlight;
-        } catch (error) {
-          this.release(channel);
-          throw error;
-        }
-      }
-      return;
-    }
-    const subscribing = this.bus.subscribe(channel, handler);
-    this.pending.set(channel, subscribing);
-    try {
-      await subscribing;
-    } catch (error) {
+    // Someone else's subscribe may still be in flight: wait for it, and share its failure.
+    const subscribing = count > 0 ? this.pending.get(channel) : this.subscribe(channel);
+    if (subscribing === undefined) return;
+    return subscribing.catch((error: unknown) => {
       this.release(channel);
       throw error;
-    } finally {
-      if (this.pending.get(channel) === subscribing) this.pending.delete(channel);
+    });
+  }
+
+  /** Subscribes; a promise (kept in `pending` until it settles) only when the bus answers later. */
+  private subscribe(channel: string): Promise<void> | undefined {
+    let subscribing: MaybePromise<void>;
+    try {
+      subscribing = this.bus.subscribe(channel, this.handler);
+    } catch (error) {
+      subscribing = Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
+    if (!(subscribing instanceof Promise)) return undefined;
+    const settled = subscribing.finally(() => {
+      if (this.pending.get(channel) === settled) this.pending.delete(channel);
+    });
+    this.pending.set(channel, settled);
+    return settled;
   }
 
   /** Drops one reference; unsubscribes with the last. */

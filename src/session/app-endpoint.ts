@@ -4,6 +4,10 @@
 // Authentication failures are accepted and closed at once with 1008 and a
 // reason, because browsers can read a close code but not an HTTP 401 (SPEC §2).
 // Limits answer the upgrade itself with 429/503: the client never gets a socket.
+//
+// With a static key the whole upgrade is decided synchronously (limits and JWT
+// verification), and the session itself is the socket's handler: no promise
+// and no closures per connection (bench W4, W5).
 import type { AuthFailure, Claims } from '../auth/claims';
 import { CLOSE } from '../errors/codes';
 import type { ClientIpResolver } from '../http/client-ip';
@@ -11,7 +15,9 @@ import { audit } from '../log/audit';
 import type { ConnectionLimits } from '../ratelimit/connection-limits';
 import { errorReply, type RequestInfo, type UpgradeDecision, type WsEndpoint, type WsHandler } from '../transport/http-types';
 import type { Connection } from '../transport/connection';
+import { mapMaybe, type MaybePromise } from '../util/maybe-promise';
 import { ClientSession, type SessionDeps } from './client-session';
+import { ExpiryWheel } from './expiry-wheel';
 
 interface AppSocketContext {
   ipKey: string;
@@ -19,69 +25,77 @@ interface AppSocketContext {
   failure?: AuthFailure;
 }
 
-export interface AppEndpointDeps extends SessionDeps {
+export interface AppEndpointDeps extends Omit<SessionDeps, 'expiries' | 'limits'> {
   limits: ConnectionLimits;
   clientIp: ClientIpResolver;
   isDraining: () => boolean;
-  sessions: Set<ClientSession>;
+}
+
+/** `name`'s value in a query string as URLSearchParams gives it, without parsing the whole query when nothing is escaped. */
+export function queryParam(query: string, name: string): string | undefined {
+  if (query.includes('%') || query.includes('+')) return new URLSearchParams(query).get(name) ?? undefined;
+  for (const pair of query.split('&')) {
+    if (pair === name) return '';
+    if (pair.startsWith(name) && pair.charCodeAt(name.length) === 61 /* = */) return pair.slice(name.length + 1);
+  }
+  return undefined;
 }
 
 /** The token from `?token=` or `Authorization: Bearer` (SPEC §2). */
 export function tokenFrom(request: RequestInfo): string | undefined {
-  const fromQuery = new URLSearchParams(request.query).get('token');
-  if (fromQuery !== null && fromQuery !== '') return fromQuery;
+  const fromQuery = queryParam(request.query, 'token');
+  if (fromQuery !== undefined && fromQuery !== '') return fromQuery;
   const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
   return match?.[1];
 }
 
 export function appEndpoint(deps: AppEndpointDeps): WsEndpoint<AppSocketContext> {
-  const { config, metrics, logger } = deps;
+  const { config, metrics, logger, limits } = deps;
+  const sessionDeps: SessionDeps = { ...deps, expiries: new ExpiryWheel<ClientSession>() };
+
+  /** An accepted socket whose token failed: closed at once, its slot given back when it is gone. */
+  const refused = (ipKey: string): WsHandler => ({ onMessage: () => undefined, onClose: () => limits.release(ipKey) });
+
   return {
     pattern: '/ws',
     maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
     idleTimeoutS: config.IDLE_TIMEOUT_S,
     maxBufferedBytes: config.MAX_BUFFERED_BYTES,
+    // X-Forwarded-For names the client only behind a trusted proxy (http/client-ip.ts).
+    upgradeHeaders: config.TRUSTED_PROXIES.length > 0 ? ['authorization', 'x-forwarded-for'] : ['authorization'],
 
-    async upgrade(request): Promise<UpgradeDecision<AppSocketContext>> {
+    upgrade(request): MaybePromise<UpgradeDecision<AppSocketContext>> {
       if (deps.isDraining()) {
         metrics.connectionsRejected.labels('draining').inc();
         return { accept: false, reply: errorReply('draining', 'this node is shutting down; connect to another node') };
       }
-      const admitted = await deps.limits.admit(deps.clientIp(request));
+      const admitted = limits.admit(() => deps.clientIp(request));
       if (!admitted.ok) {
         metrics.connectionsRejected.labels(admitted.code).inc();
         audit(logger, 'connection_rejected', { reason: admitted.code, status: admitted.status });
         return { accept: false, reply: errorReply(admitted.status === 429 ? 'too_many_connections' : 'node_full', admitted.message) };
       }
+      const { ipKey } = admitted;
       const token = tokenFrom(request);
-      if (token === undefined) return { accept: true, context: { ipKey: admitted.ipKey, failure: 'token_missing' } };
-      const verified = await deps.verifier.verify(token);
-      if (verified.ok) return { accept: true, context: { ipKey: admitted.ipKey, claims: verified.claims } };
-      return { accept: true, context: { ipKey: admitted.ipKey, failure: verified.reason } };
+      if (token === undefined) return { accept: true, context: { ipKey, failure: 'token_missing' } };
+      return mapMaybe(deps.verifier.verify(token), (verified) =>
+        verified.ok ? { accept: true, context: { ipKey, claims: verified.claims } } : { accept: true, context: { ipKey, failure: verified.reason } },
+      );
     },
 
-    abandoned: (context) => deps.limits.release(context.ipKey),
+    abandoned: (context) => limits.release(context.ipKey),
 
     open(connection: Connection, context: AppSocketContext): WsHandler {
-      const release = () => deps.limits.release(context.ipKey);
       if (context.claims === undefined) {
         const failure = context.failure ?? 'token_invalid';
         metrics.connectionsRejected.labels(failure).inc();
         audit(logger, 'auth_failed', { reason: failure, phase: 'connect' });
         connection.close(failure === 'token_expired' ? CLOSE.token_expired_at_connect : CLOSE[failure]);
-        return { message: () => undefined, close: release };
+        return refused(context.ipKey);
       }
-      const session = new ClientSession(deps, connection, context.claims);
-      deps.sessions.add(session);
+      const session = new ClientSession(sessionDeps, connection, context.claims, context.ipKey);
       session.open();
-      return {
-        message: (data, isBinary) => session.onMessage(data, isBinary),
-        close: () => {
-          deps.sessions.delete(session);
-          release();
-          session.onClose();
-        },
-      };
+      return session;
     },
   };
 }

@@ -6,7 +6,6 @@
 // rate-limit decision is known — at once, nearly always. When a decision has to
 // wait for the cluster store, that frame and every later one of this session
 // wait in `backlog`, so frames are handled in the order they arrived.
-import { randomBytes } from 'node:crypto';
 import { roomAllowed, type Claims, type TokenVerifier } from '../auth/claims';
 import type { Config } from '../config/load';
 import { CLOSE, type Close, type ErrorCode } from '../errors/codes';
@@ -18,8 +17,11 @@ import { encode } from '../protocol/server-frames';
 import type { RateDecision, UserRateLimiter } from '../ratelimit/rate-limiter';
 import { BusUnavailableError, type Recipient, type Router } from '../routing/router';
 import type { Connection } from '../transport/connection';
-import { whenReady } from '../util/maybe-promise';
+import type { WsHandler } from '../transport/http-types';
+import { whenReady, type MaybePromise } from '../util/maybe-promise';
+import { randomId } from '../util/random-id';
 import type { Drainable } from './drain';
+import type { ExpiryWheel } from './expiry-wheel';
 
 export interface SessionDeps {
   config: Config;
@@ -28,23 +30,28 @@ export interface SessionDeps {
   verifier: TokenVerifier;
   metrics: Metrics;
   logger: Logger;
+  /** This node's open sessions (drain, health); a session is in it from open to close. */
+  sessions: Set<ClientSession>;
+  /** Gives back the connection slot admission granted (node and per-IP counts). */
+  limits: { release(ipKey: string): void };
+  /** Closes sessions whose token expired without a refresh (4001). */
+  expiries: ExpiryWheel<ClientSession>;
 }
 
-/** setTimeout's ceiling (~24.8 days); longer expiries are re-armed in steps. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const utf8 = new TextDecoder('utf-8');
 const BINARY_REJECTED: DecodeResult = { ok: false, error: { code: 'bad_message', message: 'binary frames are not accepted; send JSON text' } };
 
 export function newSessionId(): string {
-  return randomBytes(16).toString('base64url');
+  return randomId(16);
 }
 
-export class ClientSession implements Recipient, Drainable {
+export class ClientSession implements Recipient, Drainable, WsHandler {
   readonly id: string;
   readonly user: string;
   readonly device: string;
   private claims: Claims;
-  private expiryTimer: NodeJS.Timeout | undefined;
+  /** The expiry wheel bucket this session waits in; undefined when its token has no `exp`. */
+  private expiryBucket: number | undefined;
   private strikes = 0;
   private strikeWindowEnd = 0;
   private closed = false;
@@ -52,8 +59,9 @@ export class ClientSession implements Recipient, Drainable {
   private closing = false;
   private readonly openedAt = performance.now();
   private logger: Logger | undefined;
-  /** Frames for this session that arrived before its welcome was sent; undefined once welcomed. */
-  private early: [frame: string, type: string][] | undefined = [];
+  private welcomed = false;
+  /** Frames for this session that arrived before its welcome was sent (made on first use). */
+  private early: [frame: string, type: string][] | undefined;
   /** The last frame still waiting for its rate-limit decision; later frames queue behind it. */
   private backlog: Promise<void> | undefined;
 
@@ -61,12 +69,14 @@ export class ClientSession implements Recipient, Drainable {
     private readonly deps: SessionDeps,
     private readonly conn: Connection,
     claims: Claims,
+    /** The admission's per-IP key, given back on close. */
+    private readonly ipKey: string,
   ) {
     this.claims = claims;
     this.id = newSessionId();
     this.user = claims.user;
     // No device_id in the token: a random id per connection (SPEC §2).
-    this.device = claims.device ?? `anon-${randomBytes(6).toString('base64url')}`;
+    this.device = claims.device ?? `anon-${randomId(6)}`;
   }
 
   /** A child logger, made on first use: most connections never log, and each child costs memory. */
@@ -76,12 +86,20 @@ export class ClientSession implements Recipient, Drainable {
 
   open(): void {
     const { metrics, router } = this.deps;
+    this.deps.sessions.add(this);
     metrics.activeConnections.inc();
     this.armExpiry();
     // The welcome waits for the cluster registration: once a client holds it, peers can reach it
     // and a newer connection of the same device wins, on every node. Frames that arrive earlier
     // are handled meanwhile (the local index is updated synchronously).
-    router.attach(this).then(
+    let attached: MaybePromise<void>;
+    try {
+      attached = router.attach(this);
+    } catch (error) {
+      attached = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    whenReady(
+      attached,
       () => this.welcome(),
       (error: unknown) => {
         // Local delivery works regardless; cross-node routing comes back when the bus does.
@@ -95,6 +113,7 @@ export class ClientSession implements Recipient, Drainable {
     const { config } = this.deps;
     const early = this.early;
     this.early = undefined;
+    this.welcomed = true;
     this.write(
       encode.welcome({
         user: this.user,
@@ -135,7 +154,10 @@ export class ClientSession implements Recipient, Drainable {
   onClose(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.expiryTimer);
+    const { sessions, limits, expiries } = this.deps;
+    sessions.delete(this);
+    limits.release(this.ipKey);
+    if (this.expiryBucket !== undefined) expiries.remove(this, this.expiryBucket);
     this.deps.metrics.activeConnections.dec();
     this.deps.metrics.connectionDuration.observe((performance.now() - this.openedAt) / 1000);
     void this.deps.router.detach(this);
@@ -154,6 +176,12 @@ export class ClientSession implements Recipient, Drainable {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Called by the expiry wheel: the token expired without a refresh. */
+  expire(): void {
+    this.expiryBucket = undefined;
+    this.close(CLOSE.token_expired);
   }
 
   notifyDraining(reconnectAfterMs: number): void {
@@ -248,7 +276,8 @@ export class ClientSession implements Recipient, Drainable {
   }
 
   private refresh(token: string, id: string | undefined): void {
-    this.deps.verifier.verify(token).then(
+    whenReady(
+      this.deps.verifier.verify(token),
       (result) => {
         if (this.closed) return;
         if (!result.ok || result.claims.user !== this.user) {
@@ -280,18 +309,12 @@ export class ClientSession implements Recipient, Drainable {
 
   // ── helpers ─────────────────────────────────────────────────────────────
 
-  /** Closes with 4001 when the token expires without a refresh. */
+  /** Closes with 4001 (via `expire`) when the token expires without a refresh. */
   private armExpiry(): void {
-    clearTimeout(this.expiryTimer);
-    this.expiryTimer = undefined;
+    const { expiries } = this.deps;
+    if (this.expiryBucket !== undefined) expiries.remove(this, this.expiryBucket);
     const exp = this.claims.exp;
-    if (exp === undefined) return;
-    const remaining = exp * 1000 - Date.now();
-    this.expiryTimer = setTimeout(
-      () => (remaining > MAX_TIMER_MS ? this.armExpiry() : this.close(CLOSE.token_expired)),
-      Math.max(0, Math.min(remaining, MAX_TIMER_MS)),
-    );
-    this.expiryTimer.unref();
+    this.expiryBucket = exp === undefined ? undefined : expiries.add(this, exp * 1000);
   }
 
   private fail(error: unknown, id: string | undefined): void {
@@ -306,8 +329,8 @@ export class ClientSession implements Recipient, Drainable {
 
   /** Every frame goes out here; before the welcome, frames wait behind it (SPEC §3.1: the welcome comes first). */
   private send(frame: string, type: string): void {
-    if (this.early !== undefined) this.early.push([frame, type]);
-    else this.write(frame, type);
+    if (this.welcomed) this.write(frame, type);
+    else (this.early ??= []).push([frame, type]);
   }
 
   private write(frame: string, type: string): void {

@@ -13,8 +13,11 @@ export interface RequestInfo {
   query: string;
   /** Lowercase names; repeated headers joined with ", ". */
   headers: Readonly<Record<string, string>>;
-  /** The socket peer's address as text (used for limits only; never stored). */
-  peerAddress: string;
+  /**
+   * The socket peer's address as text (used for limits only; never stored). Read lazily, and only
+   * valid during the synchronous part of a handler: read it before any await.
+   */
+  readonly peerAddress: string;
 }
 
 export interface HttpReply {
@@ -35,10 +38,12 @@ export interface HttpRoute {
 
 export type UpgradeDecision<C> = { accept: true; context: C } | { accept: false; reply: HttpReply };
 
+/** One open socket's handler; a session object implements it itself (no closures per connection). */
 export interface WsHandler {
   /** `data` is only valid during the call: copy or decode it synchronously. */
-  message(data: ArrayBuffer, isBinary: boolean): void;
-  close(code: number): void;
+  onMessage(data: ArrayBuffer, isBinary: boolean): void;
+  /** The socket is closed (either side); nothing can be written any more. */
+  onClose(code: number): void;
 }
 
 export interface WsEndpoint<C> {
@@ -46,6 +51,9 @@ export interface WsEndpoint<C> {
   maxPayloadBytes: number;
   idleTimeoutS: number;
   maxBufferedBytes: number;
+  /** The request headers `upgrade` reads (lowercase); only these are copied into RequestInfo. */
+  upgradeHeaders: readonly string[];
+  /** Answered synchronously when it can be: no promise and no abort bookkeeping then (bench W5). */
   upgrade(request: RequestInfo): UpgradeDecision<C> | Promise<UpgradeDecision<C>>;
   open(connection: Connection, context: C): WsHandler;
   /** The client went away between an accepting decision and the upgrade: undo what `upgrade` reserved. */

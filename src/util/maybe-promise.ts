@@ -23,3 +23,14 @@ export function whenReady<T>(value: MaybePromise<T>, onValue: (value: T) => void
 export function mapMaybe<T, R>(value: MaybePromise<T>, map: (value: T) => R): MaybePromise<R> {
   return value instanceof Promise ? value.then(map) : map(value);
 }
+
+/** Runs `next` now when the value is known, else once it resolves (`next` may itself return a promise). */
+export function chainMaybe<T, R>(value: MaybePromise<T>, next: (value: T) => MaybePromise<R>): MaybePromise<R> {
+  return value instanceof Promise ? value.then(next) : next(value);
+}
+
+/** Known at once when every value is; otherwise a promise of all of them (rejecting with the first failure). */
+export function allMaybe(values: readonly MaybePromise<unknown>[]): MaybePromise<void> {
+  if (!values.some((value) => value instanceof Promise)) return;
+  return Promise.all(values).then(() => undefined);
+}
