@@ -1,5 +1,6 @@
 // The systems under test: the raw uWebSockets.js baseline and Switchboard,
 // deployed on one node or two nodes sharing a redis-server on a free port.
+import { NODE_FLAGS } from '../../src/cli/node-flags';
 import { Child, freePort, parseJson } from './processes';
 import { HOST, RAW_RELAY, SWITCHBOARD_CLI } from './paths';
 import { JWT_SECRET } from './tokens';
@@ -60,7 +61,8 @@ export async function startSwitchboard(name: string, redisUrl?: string, nodeArgs
     SHUTDOWN_TIMEOUT_MS: '5000',
     ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }),
   };
-  const args = [...nodeArgs, SWITCHBOARD_CLI, 'serve'];
+  // The flags it is deployed with (src/cli/node-flags.ts), so the bench measures what runs in production.
+  const args = [...NODE_FLAGS, ...nodeArgs, SWITCHBOARD_CLI, 'serve'];
   return listening(name, new Child(name, process.execPath, args, env), 'switchboard listening');
 }
 

@@ -1,5 +1,6 @@
-// Presence for one process (the in-memory bus). Synchronous underneath; the
-// Promise interface matches the Redis implementation.
+// Presence for one process (the in-memory bus). Device changes answer
+// synchronously (a connect needs no promise); the rest returns promises like
+// the Redis implementation.
 import type { Member, PresenceStatus } from '../protocol/server-frames';
 import type { AddResult, DeviceConnection, PresenceStore, StoreChanges } from './presence';
 
@@ -8,8 +9,11 @@ interface RoomMember extends Member {
 }
 
 export class MemoryPresence implements PresenceStore {
-  /** user → device → holder */
-  private readonly users = new Map<string, Map<string, DeviceConnection>>();
+  /**
+   * user → the holder of their one device, or device → holder once they have several. Most users
+   * have one device connected: a Map per user would cost ~150 B per connection (bench W4).
+   */
+  private readonly users = new Map<string, DeviceConnection | Map<string, DeviceConnection>>();
   /** room → session → member */
   private readonly rooms = new Map<string, Map<string, RoomMember>>();
 
@@ -21,30 +25,46 @@ export class MemoryPresence implements PresenceStore {
   onChanges(_listener: (changes: StoreChanges) => void): void {}
 
   addDevice(conn: DeviceConnection): AddResult {
-    let devices = this.users.get(conn.user);
-    const wentOnline = devices === undefined || devices.size === 0;
-    if (devices === undefined) this.users.set(conn.user, (devices = new Map<string, DeviceConnection>()));
-    const previous = devices.get(conn.device);
-    devices.set(conn.device, conn);
-    const result: AddResult = { wentOnline };
-    if (previous !== undefined && previous.session !== conn.session)
-      result.replaced = { session: previous.session, node: previous.node };
+    const held = this.users.get(conn.user);
+    let previous: DeviceConnection | undefined;
+    if (held === undefined) this.users.set(conn.user, conn);
+    else if (held instanceof Map) {
+      previous = held.get(conn.device);
+      held.set(conn.device, conn);
+    } else if (held.device === conn.device) {
+      previous = held;
+      this.users.set(conn.user, conn);
+    } else
+      this.users.set(
+        conn.user,
+        new Map([
+          [held.device, held],
+          [conn.device, conn],
+        ]),
+      );
+    const result: AddResult = { wentOnline: held === undefined };
+    if (previous !== undefined && previous.session !== conn.session) result.replaced = { session: previous.session, node: previous.node };
     return result;
   }
 
   removeDevice(conn: DeviceConnection): { wentOffline: boolean } {
-    const devices = this.users.get(conn.user);
-    const holder = devices?.get(conn.device);
-    if (devices === undefined || holder === undefined || holder.session !== conn.session) return { wentOffline: false };
-    devices.delete(conn.device);
-    if (devices.size > 0) return { wentOffline: false };
+    const held = this.users.get(conn.user);
+    const holder = held instanceof Map ? held.get(conn.device) : held?.device === conn.device ? held : undefined;
+    // A replaced session removes nothing: the device belongs to its successor.
+    if (holder === undefined || holder.session !== conn.session) return { wentOffline: false };
+    if (held instanceof Map) {
+      held.delete(conn.device);
+      const [last, ...more] = held.values();
+      if (last !== undefined && more.length === 0) this.users.set(conn.user, last);
+      if (last !== undefined) return { wentOffline: false };
+    }
     this.users.delete(conn.user);
     return { wentOffline: true };
   }
 
   status(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
     const out: Record<string, PresenceStatus> = {};
-    for (const user of users) out[user] = (this.users.get(user)?.size ?? 0) > 0 ? 'online' : 'offline';
+    for (const user of users) out[user] = this.users.has(user) ? 'online' : 'offline';
     return Promise.resolve(out);
   }
 

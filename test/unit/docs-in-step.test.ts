@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { NODE_FLAGS } from '../../src/cli/node-flags';
 import { envSchema } from '../../src/config/schema';
 import { CLOSE, CLOSE_ADVICE, ERROR_CODES } from '../../src/errors/codes';
 import { AUDIT_EVENTS } from '../../src/log/audit';
@@ -65,4 +66,12 @@ test('every configuration variable is documented with its real default', () => {
     assert.equal(rows.get(name), shown, `README default of ${name}`);
   }
   assert.deepEqual([...rows.keys()].sort(), Object.keys(envSchema.shape).sort());
+});
+
+test('npm start and the README run node with the flags Switchboard is tuned for', () => {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  for (const flag of NODE_FLAGS) {
+    assert.ok(pkg.scripts.start?.includes(`node ${flag}`), `package.json start lacks ${flag}`);
+    assert.ok(readme.includes(flag), `README does not mention ${flag}`);
+  }
 });
