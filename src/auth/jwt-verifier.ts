@@ -235,13 +235,25 @@ function verifyEdDsa(token: string, key: KeyObject, checks: ClaimChecks): unknow
 function verifyHmac(token: string, key: KeyObject, checks: ClaimChecks): unknown {
   const { head, body, signature } = splitCompact(token);
   if (signature === '') throw new jwt.JsonWebTokenError('jwt signature is required');
-  const header = parseJsonPart(head);
-  const hash = isRecord(header) && typeof header.alg === 'string' ? HMAC_HASHES[header.alg] : undefined;
+  const hash = hmacHashOf(head);
   if (hash === undefined) throw new jwt.JsonWebTokenError('invalid algorithm');
   const expected = createHmac(hash, key).update(`${head}.${body}`).digest();
   const given = Buffer.from(signature, 'base64url');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new jwt.JsonWebTokenError('invalid signature');
   return checkedPayload(body, checks);
+}
+
+// An issuer's tokens all carry the same header segment: its hash is remembered
+// instead of decoding the same JSON on every connect (~0.5 µs).
+let lastHmacHeader = { head: '', hash: undefined as string | undefined };
+
+/** The hash an HS token's header names, or undefined for any other algorithm. */
+function hmacHashOf(head: string): string | undefined {
+  if (head === lastHmacHeader.head) return lastHmacHeader.hash;
+  const header = parseJsonPart(head);
+  const hash = isRecord(header) && typeof header.alg === 'string' ? HMAC_HASHES[header.alg] : undefined;
+  lastHmacHeader = { head, hash };
+  return hash;
 }
 
 /** The three base64url parts of a compact JWS; throws `jwt malformed` for anything else. */

@@ -2,7 +2,7 @@
 // attached to the same broker is one "node", so cluster logic can be tested
 // in one process without Redis. Delivery is synchronous, which keeps the
 // per-publisher order trivially.
-import type { Bus, BusHandler } from './bus';
+import type { Bus, BusHandler, PublishDone } from './bus';
 
 export class MemoryBroker {
   /**
@@ -62,6 +62,11 @@ export class MemoryBus implements Bus {
   publish(channel: string, message: string): Promise<number> {
     if (this.closed) return Promise.reject(new Error('bus closed'));
     return Promise.resolve(this.broker.deliver(channel, message));
+  }
+
+  publishThen(channel: string, message: string, done: PublishDone): void {
+    if (this.closed) done(undefined, new Error('bus closed'));
+    else done(this.broker.deliver(channel, message));
   }
 
   othersMayListen(channel: string): boolean {

@@ -15,7 +15,7 @@ import type { Metrics } from '../metrics/metrics';
 import { decodeClientFrame, type ClientFrame, type DecodeResult } from '../protocol/app-codec';
 import { encode } from '../protocol/server-frames';
 import type { RateDecision, UserRateLimiter } from '../ratelimit/rate-limiter';
-import { BusUnavailableError, type Recipient, type Router } from '../routing/router';
+import { BusUnavailableError, type DirectOutcome, type Recipient, type Router } from '../routing/router';
 import type { Connection } from '../transport/connection';
 import type { WsHandler } from '../transport/http-types';
 import { whenReady, type MaybePromise } from '../util/maybe-promise';
@@ -203,18 +203,12 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
       case 'answer':
       case 'candidate':
       case 'bye':
-      case 'message':
-        whenReady(
-          this.deps.router.sendDirect(this, frame.type, frame.to, frame.device, frame.payloadJson),
-          (outcome) => {
-            if (outcome === 'unavailable') this.sendError('unavailable', 'the cluster bus is down; the message was not delivered', frame.id);
-            else if (frame.id === undefined) return;
-            else if (outcome === 'delivered') this.send(encode.ack(frame.id), 'ack');
-            else this.sendError('peer_offline', `no device of "${frame.to}" is connected`, frame.id);
-          },
-          (error: unknown) => this.fail(error, frame.id),
-        );
-        return;
+      case 'message': {
+        // The callback keeps the id and recipient, not the frame (its payload slices the client's
+        // whole text): it lives until the bus answers, a turn or more for a remote recipient.
+        const { id, to } = frame;
+        return this.deps.router.sendDirect(this, frame.type, to, frame.device, frame.payloadJson, (outcome) => this.directOutcome(outcome, id, to));
+      }
       case 'subscribe':
         return this.subscribe(frame.room, frame.id);
       case 'unsubscribe':
@@ -251,6 +245,13 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
       case 'refresh':
         return this.refresh(frame.token, frame.id);
     }
+  }
+
+  private directOutcome(outcome: DirectOutcome, id: string | undefined, to: string): void {
+    if (outcome === 'unavailable') this.sendError('unavailable', 'the cluster bus is down; the message was not delivered', id);
+    else if (id === undefined) return;
+    else if (outcome === 'delivered') this.send(encode.ack(id), 'ack');
+    else this.sendError('peer_offline', `no device of "${to}" is connected`, id);
   }
 
   private subscribe(room: string, id: string | undefined): void {

@@ -82,6 +82,24 @@ export function busContract(factory: BusFactory): void {
       await eventually(() => assert.deepEqual(got, [text]));
     });
 
+    test('publishThen reports each publish once, in order, across bursts larger than one flush', async (t) => {
+      const { buses, cleanup } = await factory.create(2);
+      t.after(cleanup);
+      const [a, b] = buses as [Bus, Bus];
+      const got: string[] = [];
+      await b.subscribe('burst', (m) => got.push(m));
+      // More than the Redis bus gathers before flushing early, multi-byte text included.
+      const sent = Array.from({ length: 700 }, (_, i) => `m${i} é🎉`);
+      const counts: (number | undefined)[] = [];
+      for (const m of sent) a.publishThen('burst', m, (count) => counts.push(count));
+      await eventually(() => assert.deepEqual(got, sent));
+      await eventually(() => assert.equal(counts.length, sent.length));
+      assert.ok(counts.every((c) => c === 1));
+      await a.close();
+      const failed = await new Promise<unknown>((resolve) => a.publishThen('burst', 'late', (count, error) => resolve(count ?? error)));
+      assert.ok(failed instanceof Error);
+    });
+
     test('a closed bus is down and rejects publishes', async (t) => {
       const { buses, cleanup } = await factory.create(1);
       t.after(cleanup);
