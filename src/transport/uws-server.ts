@@ -80,8 +80,12 @@ class UwsConnection implements Connection {
 
   /** Writes the queued frames in one corked write (called by the outbox at the end of the turn). */
   flush(): void {
-    if (this.queued === undefined || this.closed) return void (this.queued = undefined);
-    this.ws.cork(() => this.writeQueued());
+    const queued = this.queued;
+    if (queued === undefined || this.closed) return void (this.queued = undefined);
+    // One frame is one write either way: skip cork's call back into JavaScript (~0.3 µs per
+    // relayed message at window 1, where most turns carry one frame per socket).
+    if (queued.length === 1) this.writeQueued();
+    else this.ws.cork(() => this.writeQueued());
   }
 
   close(close: Close): void {
