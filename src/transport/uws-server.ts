@@ -30,6 +30,8 @@ interface SocketData<C> {
   context: C | undefined;
   handler?: WsHandler;
   connection?: UwsConnection;
+  /** Set when uWS reported the close before open() returned a handler (a socket closed from inside open). */
+  closedDuringOpen?: number;
 }
 
 /**
@@ -170,8 +172,12 @@ export class UwsServer {
         const data = ws.getUserData();
         const connection = new UwsConnection(ws, this.outbox, endpoint.maxBufferedBytes, this.onSlowConsumer);
         data.connection = connection;
-        data.handler = endpoint.open(connection, data.context as C);
+        const handler = endpoint.open(connection, data.context as C);
+        data.handler = handler;
         data.context = undefined;
+        // uWS runs the close handler inside end(): a socket the endpoint closed at once (a refused
+        // token) was gone before its handler existed. Tell the handler now, or its slot leaks.
+        if (data.closedDuringOpen !== undefined) return handler.onClose(data.closedDuringOpen);
         // uWS corks the upgrade response while open runs: what the handler sent (the welcome)
         // leaves in the same write as the 101, one syscall and packet fewer per connect.
         connection.flush();
@@ -184,7 +190,8 @@ export class UwsServer {
       close: (ws, code) => {
         const data = ws.getUserData();
         data.connection?.markClosed();
-        data.handler?.onClose(code);
+        if (data.handler === undefined) data.closedDuringOpen = code;
+        else data.handler.onClose(code);
       },
     });
     return this;

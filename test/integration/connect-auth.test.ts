@@ -124,6 +124,17 @@ describe('connection limits', () => {
     await assert.rejects(TestClient.connect(untrusted.port, { token }, { 'x-forwarded-for': '198.51.100.9' }), { status: 429 });
   });
 
+  test('a socket refused for its token gives its slot back when it is gone', async (t) => {
+    const node = await startTestNode(t, { MAX_CONNECTIONS: '1', MAX_CONNECTIONS_PER_IP: '1' });
+    // The slot comes back once uWS reports the socket closed, a moment after the client saw the close frame.
+    for (let i = 0; i < 3; i++) {
+      const refused = await eventually(() => TestClient.connect(node.port, { token: 'not-a-jwt' }));
+      assert.deepEqual(await refused.waitClosed(), { code: 1008, reason: 'token_invalid' });
+    }
+    const c = await eventually(() => TestClient.welcomed(node.port, node.token({ sub: 'ann' })));
+    t.after(() => c.close());
+  });
+
   test('MAX_CONNECTIONS: one more → HTTP 503', async (t) => {
     const node = await startTestNode(t, { MAX_CONNECTIONS: '2' });
     const c1 = await TestClient.welcomed(node.port, node.token({ sub: 'a' }));
