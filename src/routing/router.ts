@@ -6,7 +6,7 @@
 //                    └──► bus.publish("u:<user>" | "d:<user>/<device>", envelope)
 //                               │
 //           other nodes subscribed to that channel (those holding a device)
-//                               └──► Router.onEnvelope ──► their local sessions
+//                               └──► BusLink.onEnvelope ──► their local sessions
 //
 // Delivery: local recipients get the frame synchronously; remote ones once the
 // bus hands it to their node (at most once). The ack means "handed to the
@@ -19,11 +19,11 @@ import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
 import type { PresenceStore, StoreChanges } from '../presence/presence';
 import type { SignalType } from '../protocol/app-codec';
-import { decodeEnvelope, encodeEnvelope, type Envelope } from '../protocol/envelope';
 import { encode, type Member, type PresenceStatus } from '../protocol/server-frames';
 import { allMaybe, chainMaybe, mapMaybe, type MaybePromise } from '../util/maybe-promise';
+import { BusLink } from './bus-link';
 import { LocalIndex, type LocalState, type Recipient } from './local-index';
-import { Subscriptions } from './subscriptions';
+import type { Subscriptions } from './subscriptions';
 
 export type { Recipient };
 
@@ -48,21 +48,22 @@ export interface RouterDeps {
 
 export class Router {
   private readonly nodeId: string;
-  private readonly bus: Bus;
   private readonly presence: PresenceStore;
   private readonly logger: Logger;
   private readonly metrics: Metrics;
+  /** The bus side: publishing envelopes and delivering other nodes' (bus-link.ts). */
+  private readonly link: BusLink;
   private readonly subscriptions: Subscriptions;
 
   private readonly local = new LocalIndex();
 
   constructor(deps: RouterDeps) {
     this.nodeId = deps.nodeId;
-    this.bus = deps.bus;
     this.presence = deps.presence;
     this.logger = deps.logger;
     this.metrics = deps.metrics;
-    this.subscriptions = new Subscriptions(deps.bus, deps.logger, this.onEnvelope);
+    this.link = new BusLink({ nodeId: deps.nodeId, bus: deps.bus, local: this.local, logger: deps.logger, metrics: deps.metrics });
+    this.subscriptions = this.link.subscriptions;
     deps.presence.onChanges((changes) => void this.announceStoreChanges(changes));
   }
 
@@ -85,7 +86,7 @@ export class Router {
     if (!(subscribing instanceof Promise)) return this.register(r, deviceChannel);
     // During an outage the subscribes wait in the subscriber's queue and apply when the bus returns;
     // the connection is welcomed now rather than held (the store retries the registration).
-    if (this.bus.isUp()) return subscribing.then(() => this.register(r, deviceChannel));
+    if (this.link.isUp()) return subscribing.then(() => this.register(r, deviceChannel));
     subscribing.catch((error: unknown) => this.logger.warn({ err: error }, 'subscribe failed during a bus outage'));
     return this.register(r, deviceChannel);
   }
@@ -97,7 +98,7 @@ export class Router {
       for (const other of this.local.recipientsOf(r.user, r.device)) if (other !== r) other.kick(CLOSE.replaced);
       const kicked =
         added.replaced !== undefined && added.replaced.node !== this.nodeId
-          ? this.publishCountingOthers(deviceChannel, { k: 'kick', o: this.nodeId, s: added.replaced.session }, '')
+          ? this.link.publish(deviceChannel, { k: 'kick', o: this.nodeId, s: added.replaced.session }, '')
           : undefined;
       return chainMaybe(kicked, () => (added.wentOnline ? this.announcePresence(r.user, 'online') : undefined));
     });
@@ -168,14 +169,8 @@ export class Router {
     }
     if (delivered > 0) this.metrics.deliveredLocal.observe((performance.now() - started) / 1000);
     const channel = device === undefined ? channels.user(to) : channels.device(to, device);
-    if (!this.bus.othersMayListen(channel)) return done(delivered > 0 ? 'delivered' : this.bus.isUp() ? 'peer_offline' : 'unavailable');
-    const selfSubscribed = this.subscriptions.has(channel);
-    this.bus.publishThen(channel, encodeEnvelope({ k: 'dm', o: this.nodeId, s: from.id, t: type }, frame), (count, error) => {
-      if (count === undefined) {
-        this.publishFailed(error);
-        return done(delivered > 0 ? 'delivered' : 'unavailable');
-      }
-      const remote = this.published(count, selfSubscribed);
+    this.link.publishThen(channel, { k: 'dm', o: this.nodeId, s: from.id, t: type }, frame, (remote) => {
+      if (remote === undefined) return done(delivered > 0 ? 'delivered' : 'unavailable');
       if (remote > 0) this.metrics.deliveredRemote.observe((performance.now() - started) / 1000);
       done(delivered + remote > 0 ? 'delivered' : 'peer_offline');
     });
@@ -203,7 +198,7 @@ export class Router {
     let members: Member[];
     try {
       // While the bus is down a subscribe would wait in the client's queue; answer `unavailable` now.
-      if (!this.bus.isUp()) throw new Error('bus down');
+      if (!this.link.isUp()) throw new Error('bus down');
       await this.subscriptions.add(channel);
       members = await this.presence.joinRoom(room, { user: r.user, device: r.device, session: r.id, node: this.nodeId });
     } catch (error) {
@@ -245,7 +240,7 @@ export class Router {
     const started = performance.now();
     for (const member of this.local.membersOf(room)) if (member !== from) member.deliver(frame, type);
     this.metrics.deliveredLocal.observe((performance.now() - started) / 1000);
-    const remote = this.publishCountingOthers(channels.room(room), { k: 'room', o: this.nodeId, s: from?.id ?? '', t: type }, frame);
+    const remote = this.link.publish(channels.room(room), { k: 'room', o: this.nodeId, s: from?.id ?? '', t: type }, frame);
     return mapMaybe(remote, (count) => count !== undefined);
   }
 
@@ -266,7 +261,7 @@ export class Router {
     const added = users.filter((u) => state.watching?.has(u) !== true);
     for (const user of added) this.local.watch(r, state, user);
     try {
-      if (!this.bus.isUp()) throw new Error('bus down');
+      if (!this.link.isUp()) throw new Error('bus down');
       await allMaybe(added.map((user) => this.subscriptions.add(channels.presence(user))));
       return await this.presence.status(users);
     } catch (error) {
@@ -325,10 +320,10 @@ export class Router {
     }
     const channel = channels.presence(user);
     // Nobody watches on this node and no other node can: not even the frame is built (every connect and disconnect asks).
-    if (!this.local.isWatched(user) && !this.bus.othersMayListen(channel)) return;
+    if (!this.local.isWatched(user) && !this.link.othersMayListen(channel)) return;
     const frame = encode.presenceChange(user, status);
     for (const watcher of this.local.watchersOf(user)) watcher.deliver(frame, 'presence');
-    return mapMaybe(this.publishCountingOthers(channel, { k: 'pres', o: this.nodeId }, frame), () => undefined);
+    return mapMaybe(this.link.publish(channel, { k: 'pres', o: this.nodeId }, frame), () => undefined);
   }
 
   /** Announces what the store changed by itself: a dead node reaped, or this node's state restored. */
@@ -356,84 +351,7 @@ export class Router {
       channel = target.device === undefined ? channels.user(target.user) : channels.device(target.user, target.device);
     }
     for (const r of local) r.deliver(frame, 'event');
-    if ((await this.publishCountingOthers(channel, { k: 'event', o: this.nodeId }, frame)) === undefined)
+    if ((await this.link.publish(channel, { k: 'event', o: this.nodeId }, frame)) === undefined)
       throw new BusUnavailableError(new Error('publish failed'));
-  }
-
-  // ── bus ─────────────────────────────────────────────────────────────────
-
-  /**
-   * The one bus handler: delivers envelopes from other nodes to the local sessions the channel
-   * names. One shared function instead of a closure per channel and connection (~900 B each).
-   */
-  private readonly onEnvelope = (message: string, channel: string): void => {
-    this.metrics.countBus('in');
-    const decoded = decodeEnvelope(message);
-    if (decoded === undefined) {
-      this.logger.warn('ignored a malformed bus envelope');
-      return;
-    }
-    const { header, frame } = decoded;
-    if (header.o === this.nodeId) return;
-    const targets = this.targetsOf(channel);
-    switch (header.k) {
-      case 'dm':
-      case 'room':
-        for (const r of targets) if (r.id !== header.s) r.deliver(frame, header.t);
-        return;
-      case 'event':
-        for (const r of targets) r.deliver(frame, 'event');
-        return;
-      case 'pres':
-        for (const r of targets) r.deliver(frame, 'presence');
-        return;
-      case 'kick':
-        for (const r of [...targets]) if (r.id === header.s) r.kick(CLOSE.replaced);
-        return;
-    }
-  };
-
-  /** The local sessions a bus channel (bus.ts `channels`) stands for. */
-  private targetsOf(channel: string): Iterable<Recipient> {
-    const name = channel.slice(2);
-    if (channel.startsWith('u:')) return this.local.devicesOf(name);
-    if (channel.startsWith('d:')) {
-      const slash = name.indexOf('/');
-      return this.local.recipientsOf(name.slice(0, slash), name.slice(slash + 1));
-    }
-    if (channel.startsWith('r:')) return this.local.membersOf(name);
-    if (channel.startsWith('p:')) return this.local.watchersOf(name);
-    if (channel === channels.broadcast()) return this.local.all();
-    return [];
-  }
-
-  /**
-   * Publishes; how many OTHER nodes received it, or undefined when the bus failed (counted and
-   * logged here). Known at once when no other node can listen (one node on the in-process bus):
-   * no envelope is built then (measured ~10 % of a relay).
-   */
-  private publishCountingOthers(channel: string, header: Envelope, frame: string): MaybePromise<number | undefined> {
-    if (!this.bus.othersMayListen(channel)) return this.bus.isUp() ? 0 : undefined;
-    return this.publishEnvelope(channel, header, frame);
-  }
-
-  private publishEnvelope(channel: string, header: Envelope, frame: string): Promise<number | undefined> {
-    const selfSubscribed = this.subscriptions.has(channel);
-    return this.bus.publish(channel, encodeEnvelope(header, frame)).then(
-      (count) => this.published(count, selfSubscribed),
-      (error: unknown) => this.publishFailed(error),
-    );
-  }
-
-  /** How many OTHER nodes a publish reached. */
-  private published(count: number, selfSubscribed: boolean): number {
-    this.metrics.countBus('out');
-    return Math.max(0, count - (selfSubscribed ? 1 : 0));
-  }
-
-  private publishFailed(error: unknown): undefined {
-    this.metrics.busPublishErrors.inc();
-    this.logger.warn({ err: error }, 'bus publish failed');
-    return undefined;
   }
 }
