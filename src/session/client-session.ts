@@ -148,7 +148,13 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     if (this.closed || this.closing) return;
     if (!decision.allowed) return this.rateLimited(decoded.ok ? decoded.frame.id : decoded.error.id, decision.retryAfterMs);
     if (!decoded.ok) return this.sendError(decoded.error.code, decoded.error.message, decoded.error.id);
-    this.handle(decoded.frame);
+    // A bug in handling one frame answers that frame with an error; it must not reach uWS's
+    // callback (an exception there would take the process down with every connection).
+    try {
+      this.handle(decoded.frame);
+    } catch (error) {
+      this.fail(error, decoded.frame.id);
+    }
   }
 
   onClose(): void {
