@@ -33,10 +33,6 @@ export class LocalIndex {
   private readonly byRoom = new Map<string, Set<Recipient>>();
   private readonly watchers = new Map<string, Set<Recipient>>();
 
-  get size(): number {
-    return this.sessions.size;
-  }
-
   all(): Iterable<Recipient> {
     return this.sessions.keys();
   }
