@@ -60,3 +60,12 @@ export const channels = {
   node: (node: string) => `n:${node}`,
   broadcast: () => 'all',
 };
+
+/** `publish` made of `publishThen`: every bus implements the callback form once and shares this. */
+export function publishAsPromise(bus: Pick<Bus, 'publishThen'>, channel: string, message: string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    bus.publishThen(channel, message, (count, error) =>
+      count === undefined ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(count),
+    ),
+  );
+}

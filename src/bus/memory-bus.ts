@@ -2,7 +2,7 @@
 // attached to the same broker is one "node", so cluster logic can be tested
 // in one process without Redis. Delivery is synchronous, which keeps the
 // per-publisher order trivially.
-import type { Bus, BusHandler, PublishDone } from './bus';
+import { publishAsPromise, type Bus, type BusHandler, type PublishDone } from './bus';
 
 export class MemoryBroker {
   /**
@@ -60,8 +60,7 @@ export class MemoryBus implements Bus {
   }
 
   publish(channel: string, message: string): Promise<number> {
-    if (this.closed) return Promise.reject(new Error('bus closed'));
-    return Promise.resolve(this.broker.deliver(channel, message));
+    return publishAsPromise(this, channel, message);
   }
 
   publishThen(channel: string, message: string, done: PublishDone): void {

@@ -16,7 +16,7 @@
 // pub/sub) spread channels over the shards; the hash tag puts a user's
 // channels in the slot of the user's presence keys.
 import type { Logger } from '../log/logger';
-import type { Bus, BusHandler, PublishDone } from './bus';
+import { publishAsPromise, type Bus, type BusHandler, type PublishDone } from './bus';
 import type { RedisClient } from './redis-clients';
 
 export interface RedisBusOptions {
@@ -117,9 +117,7 @@ export class RedisBus implements Bus {
   }
 
   publish(channel: string, message: string): Promise<number> {
-    return new Promise((resolve, reject) =>
-      this.publishThen(channel, message, (count, error) => (count === undefined ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(count))),
-    );
+    return publishAsPromise(this, channel, message);
   }
 
   publishThen(channel: string, message: string, done: PublishDone): void {
