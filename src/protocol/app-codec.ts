@@ -57,6 +57,12 @@ function payloadJson(payload: unknown, text: string | undefined): string | undef
   return (text === undefined ? undefined : rawMember(text, 'payload')) ?? JSON.stringify(payload);
 }
 
+/** A module function, not a closure per decoded frame (the hot path). */
+function withId(frame: ClientFrame, id: string | undefined): DecodeResult {
+  if (id !== undefined) frame.id = id;
+  return { ok: true, frame };
+}
+
 function bad(message: string, id?: string): DecodeResult {
   return { ok: false, error: id === undefined ? { code: 'bad_message', message } : { code: 'bad_message', message, id } };
 }
@@ -91,29 +97,24 @@ export function decodeClientObject(value: unknown, text?: string): DecodeResult 
     if (id !== undefined) error.id = id;
     return { ok: false, error };
   }
-  const withId = <F extends ClientFrame>(frame: F): DecodeResult => {
-    if (id !== undefined) frame.id = id;
-    return { ok: true, frame };
-  };
-
   if (SIGNALS.has(type)) {
     if (!isValidName(obj.to)) return bad('"to" must be a user id of 1-128 chars [A-Za-z0-9_.:@-]', id);
     if (obj.device !== undefined && !isValidName(obj.device))
       return bad('"device" must be a device id of 1-128 chars [A-Za-z0-9_.:@-]', id);
     const frame: ClientFrame = { type: type as SignalType, to: obj.to, payloadJson: payloadJson(obj.payload, text) };
     if (obj.device !== undefined) frame.device = obj.device;
-    return withId(frame);
+    return withId(frame, id);
   }
 
   switch (type) {
     case 'subscribe':
     case 'unsubscribe':
       if (!isValidName(obj.room)) return bad('"room" must be 1-128 chars [A-Za-z0-9_.:@-]', id);
-      return withId({ type, room: obj.room });
+      return withId({ type, room: obj.room }, id);
     case 'publish':
       if (!isValidName(obj.room)) return bad('"room" must be 1-128 chars [A-Za-z0-9_.:@-]', id);
       if (!('payload' in obj)) return bad('"payload" is required', id);
-      return withId({ type, room: obj.room, payloadJson: payloadJson(obj.payload, text) ?? 'null' });
+      return withId({ type, room: obj.room, payloadJson: payloadJson(obj.payload, text) ?? 'null' }, id);
     case 'presence':
     case 'watch':
     case 'unwatch': {
@@ -122,14 +123,14 @@ export function decodeClientObject(value: unknown, text?: string): DecodeResult 
         return bad(`"users" must be an array of 1-${MAX_USERS_PER_LIST} user ids`, id);
       for (const user of users) if (!isValidName(user)) return bad('"users" holds an invalid user id', id);
       // Duplicates are harmless but would double-count against the watch limit.
-      return withId({ type, users: [...new Set(users as string[])] });
+      return withId({ type, users: [...new Set(users as string[])] }, id);
     }
     case 'ping':
-      return withId({ type });
+      return withId({ type }, id);
     case 'refresh':
       if (typeof obj.token !== 'string' || obj.token.length === 0 || obj.token.length > 16384)
         return bad('"token" must be a non-empty string', id);
-      return withId({ type, token: obj.token });
+      return withId({ type, token: obj.token }, id);
   }
   /* c8 ignore next */
   return bad('unhandled type', id);

@@ -3,13 +3,24 @@
 // presence store are the router's business.
 import type { CLOSE } from '../errors/codes';
 
+/** What became of a direct signal: handed to a recipient's node, no device of the recipient online, or the bus failed. */
+export type DirectOutcome = 'delivered' | 'peer_offline' | 'unavailable';
+
 /** A local session as the router sees it. */
 export interface Recipient {
   readonly id: string;
   readonly user: string;
   readonly device: string;
+  /** Its `from`/`from_device` members as encoded in the frames it sends (server-frames.ts `sender`). */
+  readonly senderJson: string;
   /** Sends an encoded frame (slow consumers are closed by the transport). */
   deliver(frame: string, type: string): void;
+  /**
+   * Told what became of a direct signal it sent (`id` and `to` as in the frame). A method rather
+   * than a callback per message: the router's one callback per message is then all that waits for
+   * Redis (bench W2).
+   */
+  relayed(outcome: DirectOutcome, id: string | undefined, to: string): void;
   /** Closed by the server: takeover (4009). */
   kick(close: typeof CLOSE.replaced): void;
 }

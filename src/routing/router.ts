@@ -22,12 +22,10 @@ import type { SignalType } from '../protocol/app-codec';
 import { encode, type Member, type PresenceStatus } from '../protocol/server-frames';
 import { allMaybe, chainMaybe, mapMaybe, type MaybePromise } from '../util/maybe-promise';
 import { BusLink } from './bus-link';
-import { LocalIndex, type LocalState, type Recipient } from './local-index';
+import { LocalIndex, type DirectOutcome, type LocalState, type Recipient } from './local-index';
 import type { Subscriptions } from './subscriptions';
 
-export type { Recipient };
-
-export type DirectOutcome = 'delivered' | 'peer_offline' | 'unavailable';
+export type { DirectOutcome, Recipient };
 export type EventTarget = { user: string; device?: string } | { room: string } | { broadcast: true };
 
 /** Raised when the bus failed and the operation could not be completed cluster-wide. */
@@ -146,21 +144,15 @@ export class Router {
   // ── direct signaling (SPEC §3.2) ────────────────────────────────────────
 
   /**
-   * Calls `done` with the outcome: at once when no other node can hold the recipient (one node on
-   * the in-process bus), else when the bus answers. A callback rather than a promise: for a remote
-   * recipient it lives until Redis replies, and a promise chain per message was most of what
-   * survived young-generation GCs on a busy sending node (bench W2).
+   * Tells the sender the outcome (`from.relayed`): at once when no other node can hold the
+   * recipient (one node on the in-process bus), else when the bus answers. A callback rather than
+   * a promise, and one per message: it lives until Redis replies, a turn or more under load, and
+   * a promise chain per message was most of what survived young-generation GCs on a busy sending
+   * node (bench W2).
    */
-  sendDirect(
-    from: Recipient,
-    type: SignalType,
-    to: string,
-    device: string | undefined,
-    payloadJson: string | undefined,
-    done: (outcome: DirectOutcome) => void,
-  ): void {
+  sendDirect(from: Recipient, type: SignalType, to: string, device: string | undefined, payloadJson: string | undefined, id: string | undefined): void {
     const started = performance.now();
-    const frame = encode.signal(type, from.user, from.device, payloadJson);
+    const frame = encode.signal(type, from.senderJson, payloadJson);
     let delivered = 0;
     for (const target of this.local.devicesOf(to)) {
       if (target === from || (device !== undefined && target.device !== device)) continue;
@@ -170,9 +162,9 @@ export class Router {
     if (delivered > 0) this.metrics.deliveredLocal.observe((performance.now() - started) / 1000);
     const channel = device === undefined ? channels.user(to) : channels.device(to, device);
     this.link.publishThen(channel, { k: 'dm', o: this.nodeId, s: from.id, t: type }, frame, (remote) => {
-      if (remote === undefined) return done(delivered > 0 ? 'delivered' : 'unavailable');
+      if (remote === undefined) return from.relayed(delivered > 0 ? 'delivered' : 'unavailable', id, to);
       if (remote > 0) this.metrics.deliveredRemote.observe((performance.now() - started) / 1000);
-      done(delivered + remote > 0 ? 'delivered' : 'peer_offline');
+      from.relayed(delivered + remote > 0 ? 'delivered' : 'peer_offline', id, to);
     });
   }
 
@@ -222,7 +214,7 @@ export class Router {
 
   /** Sends a room message to every other member on every node; false when the bus failed. */
   publishToRoom(from: Recipient, room: string, payloadJson: string): MaybePromise<boolean> {
-    return this.sendToRoom(from, room, encode.roomMessage(room, from.user, from.device, payloadJson), 'message');
+    return this.sendToRoom(from, room, encode.roomMessage(room, from.senderJson, payloadJson), 'message');
   }
 
   private async leaveRoomNow(r: Recipient, state: LocalState, room: string): Promise<void> {
