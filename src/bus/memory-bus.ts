@@ -2,7 +2,7 @@
 // attached to the same broker is one "node", so cluster logic can be tested
 // in one process without Redis. Delivery is synchronous, which keeps the
 // per-publisher order trivially.
-import { publishAsPromise, type Bus, type BusHandler, type PublishDone } from './bus';
+import { publishAsPromise, type Bus, type BusHandler, type PublishWaiter } from './bus';
 
 export class MemoryBroker {
   /**
@@ -63,9 +63,9 @@ export class MemoryBus implements Bus {
     return publishAsPromise(this, channel, message);
   }
 
-  publishThen(channel: string, message: string, done: PublishDone): void {
-    if (this.closed) done(undefined, new Error('bus closed'));
-    else done(this.broker.deliver(channel, message));
+  publishThen(channel: string, message: string, waiter: PublishWaiter): void {
+    if (this.closed) waiter.published(undefined, new Error('bus closed'));
+    else waiter.published(this.broker.deliver(channel, message));
   }
 
   othersMayListen(channel: string): boolean {

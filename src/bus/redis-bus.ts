@@ -16,7 +16,7 @@
 // pub/sub) spread channels over the shards; the hash tag puts a user's
 // channels in the slot of the user's presence keys.
 import type { Logger } from '../log/logger';
-import { publishAsPromise, type Bus, type BusHandler, type PublishDone } from './bus';
+import { publishAsPromise, type Bus, type BusHandler, type PublishWaiter } from './bus';
 import type { RedisClient } from './redis-clients';
 
 export interface RedisBusOptions {
@@ -30,7 +30,7 @@ export interface RedisBusOptions {
 /** One turn's messages for one channel, and who waits for their PUBLISH's result. */
 interface Batch {
   messages: string[];
-  done: PublishDone[];
+  waiters: PublishWaiter[];
 }
 
 /** `<length>:<message>` repeated: cheap to split, and messages may contain any character. */
@@ -120,13 +120,13 @@ export class RedisBus implements Bus {
     return publishAsPromise(this, channel, message);
   }
 
-  publishThen(channel: string, message: string, done: PublishDone): void {
-    if (this.closed) return done(undefined, new Error('bus closed'));
-    if (!this.isUp()) return done(undefined, new Error('redis is not connected'));
+  publishThen(channel: string, message: string, waiter: PublishWaiter): void {
+    if (this.closed) return waiter.published(undefined, new Error('bus closed'));
+    if (!this.isUp()) return waiter.published(undefined, new Error('redis is not connected'));
     let batch = this.pending.get(channel);
-    if (batch === undefined) this.pending.set(channel, (batch = { messages: [], done: [] }));
+    if (batch === undefined) this.pending.set(channel, (batch = { messages: [], waiters: [] }));
     batch.messages.push(message);
-    batch.done.push(done);
+    batch.waiters.push(waiter);
     // A busy turn (one poll phase reading thousands of sockets) would otherwise hold every message
     // until its end: send them on now, so that Redis and the receiving nodes work while we read on.
     if (++this.pendingMessages >= FLUSH_AT_MESSAGES) this.flush();
@@ -161,36 +161,36 @@ export class RedisBus implements Bus {
     const { commands, prefix, sharded } = this.options;
     if (sharded) {
       // A cluster pipeline must stay within one slot; ioredis routes each SPUBLISH to its shard.
-      for (const [channel, { messages, done }] of batches)
+      for (const [channel, { messages, waiters }] of batches)
         commands.spublish(redisChannel(prefix, channel), offHeap(messages)).then(
-          (count) => this.settle(done, Number(count)),
-          (error: unknown) => this.settle(done, undefined, error),
+          (count) => this.settle(waiters, Number(count)),
+          (error: unknown) => this.settle(waiters, undefined, error),
         );
       return;
     }
     const pipeline = commands.pipeline();
-    // Only the callbacks wait for the replies; the messages are in the pipeline's buffers now.
-    const waiting: PublishDone[][] = [];
-    for (const [channel, { messages, done }] of batches) {
+    // Only the waiters wait for the replies; the messages are in the pipeline's buffers now.
+    const waiting: PublishWaiter[][] = [];
+    for (const [channel, { messages, waiters }] of batches) {
       pipeline.publish(redisChannel(prefix, channel), offHeap(messages));
-      waiting.push(done);
+      waiting.push(waiters);
     }
     pipeline.exec().then(
       (results) => {
-        waiting.forEach((done, i) => {
+        waiting.forEach((waiters, i) => {
           const [error, count] = results?.[i] ?? [new Error('no reply'), 0];
-          this.settle(done, error === null ? Number(count) : undefined, error);
+          this.settle(waiters, error === null ? Number(count) : undefined, error);
         });
       },
-      (error: unknown) => waiting.forEach((done) => this.settle(done, undefined, error)),
+      (error: unknown) => waiting.forEach((waiters) => this.settle(waiters, undefined, error)),
     );
   }
 
   /** Tells every publisher of the batch its result; one that throws does not keep it from the others. */
-  private settle(waiting: readonly PublishDone[], count: number | undefined, error?: unknown): void {
-    for (const done of waiting) {
+  private settle(waiters: readonly PublishWaiter[], count: number | undefined, error?: unknown): void {
+    for (const waiter of waiters) {
       try {
-        done(count, error);
+        waiter.published(count, error);
       } catch (thrown) {
         this.options.logger.error({ err: thrown }, 'a bus publish callback failed');
       }

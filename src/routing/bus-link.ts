@@ -2,7 +2,7 @@
 // envelopes to this node's sessions, and publishing envelopes with the count
 // of OTHER nodes that received them (what acks and peer_offline are made of).
 // Split from router.ts, which decides who gets what; this file only moves it.
-import { channels, type Bus } from '../bus/bus';
+import { channels, type Bus, type PublishWaiter } from '../bus/bus';
 import { CLOSE } from '../errors/codes';
 import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
@@ -107,17 +107,20 @@ export class BusLink {
   }
 
   /**
-   * `publish` with a callback, for the per-message path: a callback lives until Redis replies, a
-   * turn or more under load, and a promise chain per message was most of what survived
-   * young-generation GCs on a busy sending node (bench W2). `done` runs at once when no other
-   * node can listen.
+   * `publish` for the per-message path: `publication` is told how many OTHER nodes received the
+   * message (bus.ts `publishThen` says why an object and not a callback). Told at once when no
+   * other node can listen.
    */
-  publishThen(channel: string, header: Envelope, frame: string, done: (remote: number | undefined) => void): void {
-    if (!this.bus.othersMayListen(channel)) return done(this.bus.isUp() ? 0 : undefined);
-    const selfSubscribed = this.subscriptions.has(channel);
-    this.bus.publishThen(channel, encodeEnvelope(header, frame), (count, error) =>
-      done(count === undefined ? this.publishFailed(error) : this.published(count, selfSubscribed)),
-    );
+  publishThen(channel: string, header: Envelope, frame: string, publication: Publication): void {
+    if (!this.bus.othersMayListen(channel)) return publication.reached(this.bus.isUp() ? 0 : undefined);
+    publication.link = this;
+    publication.selfSubscribed = this.subscriptions.has(channel);
+    this.bus.publishThen(channel, encodeEnvelope(header, frame), publication);
+  }
+
+  /** The bus's result as OTHER nodes reached; undefined when it failed (counted and logged). */
+  othersReached(count: number | undefined, error: unknown, selfSubscribed: boolean): number | undefined {
+    return count === undefined ? this.publishFailed(error) : this.published(count, selfSubscribed);
   }
 
   /** How many OTHER nodes a publish reached. */
@@ -130,5 +133,22 @@ export class BusLink {
     this.metrics.busPublishErrors.inc();
     this.logger.warn({ err: error }, 'bus publish failed');
     return undefined;
+  }
+}
+
+/**
+ * A message published with `BusLink.publishThen`, waiting for how many OTHER nodes received it.
+ * The caller's one object per message: it extends this with what it needs to act on the result.
+ */
+export abstract class Publication implements PublishWaiter {
+  /** Set by `publishThen`: what turns the bus's raw count into other nodes. */
+  link: BusLink | undefined = undefined;
+  selfSubscribed = false;
+
+  /** How many OTHER nodes received the message; undefined when the bus failed. */
+  abstract reached(remote: number | undefined): void;
+
+  published(count: number | undefined, error?: unknown): void {
+    this.reached(this.link === undefined ? undefined : this.link.othersReached(count, error, this.selfSubscribed));
   }
 }

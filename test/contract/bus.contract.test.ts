@@ -91,12 +91,12 @@ export function busContract(factory: BusFactory): void {
       // More than the Redis bus gathers before flushing early, multi-byte text included.
       const sent = Array.from({ length: 700 }, (_, i) => `m${i} é🎉`);
       const counts: (number | undefined)[] = [];
-      for (const m of sent) a.publishThen('burst', m, (count) => counts.push(count));
+      for (const m of sent) a.publishThen('burst', m, { published: (count) => counts.push(count) });
       await eventually(() => assert.deepEqual(got, sent));
       await eventually(() => assert.equal(counts.length, sent.length));
       assert.ok(counts.every((c) => c === 1));
       await a.close();
-      const failed = await new Promise<unknown>((resolve) => a.publishThen('burst', 'late', (count, error) => resolve(count ?? error)));
+      const failed = await new Promise<unknown>((resolve) => a.publishThen('burst', 'late', { published: (count, error) => resolve(count ?? error) }));
       assert.ok(failed instanceof Error);
     });
 
