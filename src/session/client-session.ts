@@ -238,17 +238,7 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
         );
         return;
       case 'publish':
-        if (!this.deps.router.isMember(this, frame.room))
-          return this.sendError('not_subscribed', `not a member of room "${frame.room}"; subscribe first`, frame.id);
-        whenReady(
-          this.deps.router.publishToRoom(this, frame.room, frame.payloadJson),
-          (ok) => {
-            if (!ok) this.sendError('unavailable', 'the cluster bus is down; the message did not reach other nodes', frame.id);
-            else if (frame.id !== undefined) this.send(encode.ack(frame.id), 'ack');
-          },
-          (error: unknown) => this.fail(error, frame.id),
-        );
-        return;
+        return this.publish(frame.room, frame.payloadJson, frame.id);
       case 'presence':
         this.deps.router.status(frame.users).then(
           (users) => this.send(encode.presenceReply(users, frame.id), 'presence'),
@@ -265,6 +255,19 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
       case 'refresh':
         return this.refresh(frame.token, frame.id);
     }
+  }
+
+  /** A method of its own for the reason given in `handle` for signals: the callbacks must not hold the frame. */
+  private publish(room: string, payloadJson: string, id: string | undefined): void {
+    if (!this.deps.router.isMember(this, room)) return this.sendError('not_subscribed', `not a member of room "${room}"; subscribe first`, id);
+    whenReady(
+      this.deps.router.publishToRoom(this, room, payloadJson),
+      (ok) => {
+        if (!ok) this.sendError('unavailable', 'the cluster bus is down; the message did not reach other nodes', id);
+        else if (id !== undefined) this.send(encode.ack(id), 'ack');
+      },
+      (error: unknown) => this.fail(error, id),
+    );
   }
 
   private subscribe(room: string, id: string | undefined): void {
