@@ -5,4 +5,4 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-cpSync(path.join(root, 'src/presence/lua'), path.join(root, 'dist/src/presence/lua'), { recursive: true });
+for (const dir of ['src/presence/lua', 'src/bus/lua']) cpSync(path.join(root, dir), path.join(root, 'dist', dir), { recursive: true });

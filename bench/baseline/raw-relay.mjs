@@ -16,10 +16,12 @@
 //
 // Two nodes: run two processes on one Redis. Messages for remote sockets are
 // gathered per destination during an event-loop turn and flushed with
-// setImmediate as one PUBLISH per destination, all in one pipeline, as
-// length-prefixed batches — the technique Switchboard's Redis bus uses.
+// setImmediate as one PUBLISH per destination, all in one call of the Lua
+// script Switchboard's Redis bus uses, as length-prefixed batches — the
+// technique Switchboard uses, so the comparison is about everything else.
 //
 // Prints one JSON line {"msg":"raw listening","port":N} when it listens; exits on SIGTERM/SIGINT.
+import { readFileSync } from 'node:fs';
 import uWS from 'uWebSockets.js';
 import Redis from 'ioredis';
 
@@ -52,9 +54,9 @@ function flush() {
   flushScheduled = false;
   const batches = pending;
   pending = new Map();
-  const pipeline = pub.pipeline();
-  for (const [to, messages] of batches) pipeline.publish(prefix + to, encodeBatch(messages));
-  pipeline.exec().catch((error) => console.error('publish failed', error));
+  const args = [];
+  for (const [to, messages] of batches) args.push(prefix + to, encodeBatch(messages));
+  pub.publishBatches(...args).catch((error) => console.error('publish failed', error));
 }
 
 function publishRemote(to, text) {
@@ -134,6 +136,8 @@ if (redisUrl !== '') {
   sub = new Redis(redisUrl, { lazyConnect: true });
   await Promise.all([pub.connect(), sub.connect()]);
   sub.on('message', deliverBatch);
+  // Switchboard's script (src/bus/lua/publish-batches.lua): one call publishes every destination's batch.
+  pub.defineCommand('publishBatches', { numberOfKeys: 0, lua: readFileSync(new URL('../../src/bus/lua/publish-batches.lua', import.meta.url), 'utf8') });
 }
 
 let listenSocket;

@@ -100,6 +100,35 @@ export function busContract(factory: BusFactory): void {
       assert.ok(failed instanceof Error);
     });
 
+    test('publishThen to many channels in one turn: each publish gets its own channel count, each channel keeps its order', async (t) => {
+      const { buses, cleanup } = await factory.create(3);
+      t.after(cleanup);
+      const [a, b, c] = buses as [Bus, Bus, Bus];
+      // Channel i is subscribed by i % 3 nodes: none, b, or b and c.
+      const channels = Array.from({ length: 300 }, (_, i) => `many-${i}`);
+      const atB = new Map<string, string[]>();
+      const atC = new Map<string, string[]>();
+      const record = (into: Map<string, string[]>) => (m: string, ch: string) => into.set(ch, [...(into.get(ch) ?? []), m]);
+      for (const [i, channel] of channels.entries()) {
+        if (i % 3 >= 1) await b.subscribe(channel, record(atB));
+        if (i % 3 === 2) await c.subscribe(channel, record(atC));
+      }
+      const counts = new Map<string, (number | undefined)[]>();
+      // Two rounds in one turn: every channel appears twice in the same flush.
+      for (const round of [1, 2])
+        for (const channel of channels)
+          a.publishThen(channel, `${channel}#${round}`, { published: (count) => counts.set(channel, [...(counts.get(channel) ?? []), count]) });
+      await eventually(() => assert.equal([...counts.values()].flat().length, channels.length * 2));
+      for (const [i, channel] of channels.entries()) assert.deepEqual(counts.get(channel), [i % 3, i % 3], channel);
+      await eventually(() => {
+        for (const [i, channel] of channels.entries()) {
+          const sent = [`${channel}#1`, `${channel}#2`];
+          assert.deepEqual(atB.get(channel), i % 3 >= 1 ? sent : undefined);
+          assert.deepEqual(atC.get(channel), i % 3 === 2 ? sent : undefined);
+        }
+      });
+    });
+
     test('a closed bus is down and rejects publishes', async (t) => {
       const { buses, cleanup } = await factory.create(1);
       t.after(cleanup);
