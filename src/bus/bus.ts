@@ -44,7 +44,7 @@ export interface Bus {
    * `publish` for the per-message hot path: `waiter` is told the result once. What a pending
    * publish holds lives until Redis answers, a turn or more under load, and survives the young
    * generation's collections then: one object per message instead of a promise chain, or of a
-   * closure and its context per layer, made those collections several times cheaper (bench W2).
+   * closure and its context per layer, is what they copy (~88 B instead of ~240 B, bench W2).
    */
   publishThen(channel: string, message: string, waiter: PublishWaiter): void;
   /**

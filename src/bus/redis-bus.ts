@@ -173,7 +173,8 @@ export class RedisBus implements Bus {
     this.pending = new Map();
     const { commands, prefix, sharded } = this.options;
     if (sharded) {
-      // A cluster pipeline must stay within one slot; ioredis routes each SPUBLISH to its shard.
+      // A cluster script call (or pipeline) must stay within one slot: one SPUBLISH per channel,
+      // each routed to its shard by ioredis.
       for (const [channel, { messages, waiters }] of batches)
         commands.spublish(redisChannel(prefix, channel), offHeap(messages)).then(
           (count) => this.settle(waiters, Number(count)),

@@ -17,8 +17,8 @@ export interface Recipient {
   deliver(frame: string, type: string): void;
   /**
    * Told what became of a direct signal it sent (`id` and `to` as in the frame). A method rather
-   * than a callback per message: the router's one callback per message is then all that waits for
-   * Redis (bench W2).
+   * than a callback per message: the router's one object per message (`DirectSignal`) is then all
+   * that waits for Redis (bench W2).
    */
   relayed(outcome: DirectOutcome, id: string | undefined, to: string): void;
   /** Closed by the server: takeover (4009). */
