@@ -123,12 +123,13 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   let stopping: Promise<void> | undefined;
   const stop = async (spreadMs: number) => {
     health.setDraining();
-    router.beginDrain();
+    router.watches.beginDrain();
     logger.info({ connections: sessions.size, spreadMs }, 'draining');
     await drainSessions([...sessions], { spreadMs, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, close: spreadMs > 0 ? CLOSE.draining : CLOSE.going_away });
-    await router.settled();
+    // Bounded: a detach waiting for Redis (an outage during the drain) leaves its entries to the lease.
+    await router.settled(config.SHUTDOWN_TIMEOUT_MS);
     // Clients reconnect as they are closed; give the last ones a moment before declaring anyone offline.
-    await router.finishDrain(spreadMs > 0 ? Math.min(DRAIN_PRESENCE_GRACE_MS, config.SHUTDOWN_TIMEOUT_MS) : 0);
+    await router.watches.finishDrain(spreadMs > 0 ? Math.min(DRAIN_PRESENCE_GRACE_MS, config.SHUTDOWN_TIMEOUT_MS) : 0);
     health.stop();
     server.stopListening();
     metricsServer?.stopListening();

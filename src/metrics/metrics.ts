@@ -93,6 +93,12 @@ export class Metrics {
     help: 'Connections closed with 4010 because their send buffer passed MAX_BUFFERED_BYTES',
     registers: [this.registry],
   });
+  readonly queueOverflows: Counter<'queue'> = new Counter({
+    name: 'signaling_queue_overflows_total',
+    help: 'Items refused because a bounded queue was full, by queue (early_frames: frames for a connection before its welcome; frames_waiting: client frames waiting for a cluster rate-limit decision)',
+    labelNames: ['queue'] as const,
+    registers: [this.registry],
+  });
   readonly busPublishErrors = new Counter({
     name: 'signaling_bus_publish_errors_total',
     help: 'Bus publishes that failed; the affected senders were told `unavailable`',

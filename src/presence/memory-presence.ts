@@ -2,7 +2,8 @@
 // synchronously (a connect needs no promise); the rest returns promises like
 // the Redis implementation.
 import type { Member, PresenceStatus } from '../protocol/server-frames';
-import type { AddResult, DeviceConnection, PresenceStore, StoreChanges } from './presence';
+import type { MaybePromise } from '../util/maybe-promise';
+import { statusRecord, type AddResult, type DeviceConnection, type PresenceStore, type StoreChanges } from './presence';
 
 interface RoomMember extends Member {
   node: string;
@@ -22,7 +23,7 @@ export class MemoryPresence implements PresenceStore {
   }
 
   /** One process: nothing changes behind the router's back. */
-  onChanges(_listener: (changes: StoreChanges) => void): void {}
+  onChanges(_listener: (changes: StoreChanges) => MaybePromise<void>): void {}
 
   addDevice(conn: DeviceConnection): AddResult {
     const held = this.users.get(conn.user);
@@ -63,7 +64,7 @@ export class MemoryPresence implements PresenceStore {
   }
 
   status(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
-    const out: Record<string, PresenceStatus> = {};
+    const out = statusRecord();
     for (const user of users) out[user] = this.users.has(user) ? 'online' : 'offline';
     return Promise.resolve(out);
   }
@@ -72,16 +73,18 @@ export class MemoryPresence implements PresenceStore {
     let members = this.rooms.get(room);
     if (members === undefined) this.rooms.set(room, (members = new Map<string, RoomMember>()));
     members.set(member.session, { user: member.user, device: member.device, node: member.node });
-    return Promise.resolve([...members.values()].map(({ user, device }) => ({ user, device })));
+    return this.members(room);
   }
 
-  leaveRoom(room: string, session: string): Promise<void> {
+  members(room: string): Promise<Member[]> {
+    return Promise.resolve([...(this.rooms.get(room)?.values() ?? [])].map(({ user, device }) => ({ user, device })));
+  }
+
+  leaveRoom(room: string, member: Member & { session: string }): Promise<boolean> {
     const members = this.rooms.get(room);
-    if (members !== undefined) {
-      members.delete(session);
-      if (members.size === 0) this.rooms.delete(room);
-    }
-    return Promise.resolve();
+    const removed = members?.delete(member.session) ?? false;
+    if (members?.size === 0) this.rooms.delete(room);
+    return Promise.resolve(removed);
   }
 
   close(): Promise<void> {

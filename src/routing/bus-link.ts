@@ -6,6 +6,7 @@ import { channels, type Bus, type PublishWaiter } from '../bus/bus';
 import { CLOSE } from '../errors/codes';
 import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
+import type { PresenceStatus } from '../protocol/server-frames';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../protocol/envelope';
 import type { MaybePromise } from '../util/maybe-promise';
 import type { LocalIndex, Recipient } from './local-index';
@@ -17,6 +18,8 @@ export interface BusLinkDeps {
   local: LocalIndex;
   logger: Logger;
   metrics: Metrics;
+  /** A presence change of a watched user from another node (watches.ts decides which watcher is told). */
+  onPresence: (user: string, status: PresenceStatus, frame: string) => void;
 }
 
 export class BusLink {
@@ -25,6 +28,7 @@ export class BusLink {
   private readonly local: LocalIndex;
   private readonly logger: Logger;
   private readonly metrics: Metrics;
+  private readonly onPresence: BusLinkDeps['onPresence'];
   /** The node's channels, reference-counted; every one delivers through `onEnvelope`. */
   readonly subscriptions: Subscriptions;
 
@@ -34,6 +38,7 @@ export class BusLink {
     this.local = deps.local;
     this.logger = deps.logger;
     this.metrics = deps.metrics;
+    this.onPresence = deps.onPresence;
     this.subscriptions = new Subscriptions(deps.bus, deps.logger, this.onEnvelope);
   }
 
@@ -50,6 +55,7 @@ export class BusLink {
     }
     const { header, frame } = decoded;
     if (header.o === this.nodeId) return;
+    if (header.k === 'pres') return channel.startsWith('p:') ? this.onPresence(channel.slice(2), header.st, frame) : undefined;
     const targets = this.targetsOf(channel);
     switch (header.k) {
       case 'dm':
@@ -58,9 +64,6 @@ export class BusLink {
         return;
       case 'event':
         for (const r of targets) r.deliver(frame, 'event');
-        return;
-      case 'pres':
-        for (const r of targets) r.deliver(frame, 'presence');
         return;
       case 'kick':
         for (const r of [...targets]) if (r.id === header.s) r.kick(CLOSE.replaced);
@@ -77,7 +80,6 @@ export class BusLink {
       return this.local.recipientsOf(name.slice(0, slash), name.slice(slash + 1));
     }
     if (channel.startsWith('r:')) return this.local.membersOf(name);
-    if (channel.startsWith('p:')) return this.local.watchersOf(name);
     if (channel === channels.broadcast()) return this.local.all();
     return [];
   }

@@ -1,7 +1,22 @@
 // The node's own sessions, indexed the ways the router looks them up: by
-// user, by room and by watched user. Synchronous and local: the bus and the
-// presence store are the router's business.
+// user, by room and by watched user, and each session's cluster state.
+// Synchronous and local: the bus and the presence store are the router's
+// business.
+//
+// A session's cluster state is a small state machine:
+//
+//   attaching ──► attached ──► detaching ──► gone
+//        └───────────────────────►┘
+//
+// attaching: subscribing its channels and registering it in the presence
+// store; attached: registered (or, during a Redis outage, left to the store
+// to register when Redis returns); detaching: the socket closed, its cluster
+// state is being removed; gone: removed. Only attaching and attached are live:
+// every asynchronous step re-checks `isLive` when it resumes and writes
+// nothing for a session that is no longer live.
 import type { CLOSE } from '../errors/codes';
+import type { PresenceStatus } from '../protocol/server-frames';
+import type { Subscription } from './subscriptions';
 
 /** What became of a direct signal: handed to a recipient's node, no device of the recipient online, or the bus failed. */
 export type DirectOutcome = 'delivered' | 'peer_offline' | 'unavailable';
@@ -25,16 +40,46 @@ export interface Recipient {
   kick(close: typeof CLOSE.replaced): void;
 }
 
-/** What one session joined and watches; each set is made on first use (most connections never join or watch). */
-export interface LocalState {
-  rooms?: Set<string>;
-  watching?: Set<string>;
+export type Phase = 'attaching' | 'attached' | 'detaching' | 'gone';
+
+/** One joined room: the handle on its channel. */
+export interface RoomEntry {
+  readonly sub: Subscription;
+}
+
+/** One watched user: the handle on its presence channel and the status this session was last told. */
+export interface WatchEntry {
+  readonly sub: Subscription;
+  /** Undefined until the `watching` reply went out (or a change arrived before it). */
+  told: PresenceStatus | undefined;
+}
+
+/** One session's cluster state; the maps are made on first use (most connections never join or watch). */
+export class SessionState {
+  phase: Phase = 'attaching';
+  /** The handles on the user and device channels, taken at attach and given back at detach. */
+  userChannel: Subscription | undefined;
+  deviceChannel: Subscription | undefined;
+  /** Settles when attaching is over (registered, deferred or abandoned); detach waits for it. */
+  attaching: Promise<void> | undefined;
+  rooms?: Map<string, RoomEntry>;
+  watching?: Map<string, WatchEntry>;
+  /**
+   * The last store write per room (a join or a leave), chained: writes for one (session, room)
+   * reach Redis in the order they were asked for, whatever their subscribes waited for.
+   */
+  roomWrites?: Map<string, Promise<unknown>>;
+
+  get isLive(): boolean {
+    return this.phase === 'attaching' || this.phase === 'attached';
+  }
 }
 
 const NONE: readonly Recipient[] = [];
+const NO_WATCHERS: ReadonlyMap<Recipient, WatchEntry> = new Map();
 
 export class LocalIndex {
-  private readonly sessions = new Map<Recipient, LocalState>();
+  private readonly sessions = new Map<Recipient, SessionState>();
   /**
    * A user's sessions as a copy-on-write array: a user has one or a few devices, an array of one
    * costs a fraction of a Set, and a copy on change keeps iterations safe when a delivery closes a
@@ -42,18 +87,18 @@ export class LocalIndex {
    */
   private readonly byUser = new Map<string, readonly Recipient[]>();
   private readonly byRoom = new Map<string, Set<Recipient>>();
-  private readonly watchers = new Map<string, Set<Recipient>>();
+  private readonly watchers = new Map<string, Map<Recipient, WatchEntry>>();
 
   all(): Iterable<Recipient> {
     return this.sessions.keys();
   }
 
-  state(r: Recipient): LocalState | undefined {
+  state(r: Recipient): SessionState | undefined {
     return this.sessions.get(r);
   }
 
-  add(r: Recipient): LocalState {
-    const state: LocalState = {};
+  add(r: Recipient): SessionState {
+    const state = new SessionState();
     this.sessions.set(r, state);
     const devices = this.byUser.get(r.user);
     this.byUser.set(r.user, devices === undefined ? [r] : [...devices, r]);
@@ -61,7 +106,7 @@ export class LocalIndex {
   }
 
   /** Forgets the session as a user's device; its rooms and watches are left for the caller to undo. */
-  remove(r: Recipient): LocalState | undefined {
+  remove(r: Recipient): SessionState | undefined {
     const state = this.sessions.get(r);
     if (state === undefined) return undefined;
     this.sessions.delete(r);
@@ -81,52 +126,59 @@ export class LocalIndex {
     return device === undefined ? [...all] : all.filter((s) => s.device === device);
   }
 
+  /** The local session with this id, if it is a device of `user`. */
+  session(user: string, id: string): Recipient | undefined {
+    return this.devicesOf(user).find((s) => s.id === id);
+  }
+
   membersOf(room: string): Iterable<Recipient> {
     return this.byRoom.get(room) ?? NONE;
+  }
+
+  /** Users watched by at least one local session. */
+  watchedUsers(): Iterable<string> {
+    return this.watchers.keys();
   }
 
   isWatched(user: string): boolean {
     return this.watchers.has(user);
   }
 
-  watchersOf(user: string): Iterable<Recipient> {
-    return this.watchers.get(user) ?? NONE;
+  watchersOf(user: string): ReadonlyMap<Recipient, WatchEntry> {
+    return this.watchers.get(user) ?? NO_WATCHERS;
   }
 
-  join(r: Recipient, state: LocalState, room: string): void {
-    (state.rooms ??= new Set()).add(room);
-    addTo(this.byRoom, room, r);
+  join(r: Recipient, state: SessionState, room: string, entry: RoomEntry): void {
+    (state.rooms ??= new Map<string, RoomEntry>()).set(room, entry);
+    let members = this.byRoom.get(room);
+    if (members === undefined) this.byRoom.set(room, (members = new Set()));
+    members.add(r);
   }
 
-  /** Returns whether the session was a member. */
-  leave(r: Recipient, state: LocalState, room: string): boolean {
-    if (state.rooms?.delete(room) !== true) return false;
-    removeFrom(this.byRoom, room, r);
+  /** Removes the membership when `entry` is still the session's entry for the room (a rollback must not undo a later join). */
+  leave(r: Recipient, state: SessionState, room: string, entry: RoomEntry): boolean {
+    if (state.rooms?.get(room) !== entry) return false;
+    state.rooms.delete(room);
+    const members = this.byRoom.get(room);
+    members?.delete(r);
+    if (members?.size === 0) this.byRoom.delete(room);
     return true;
   }
 
-  watch(r: Recipient, state: LocalState, user: string): void {
-    (state.watching ??= new Set()).add(user);
-    addTo(this.watchers, user, r);
+  watch(r: Recipient, state: SessionState, user: string, entry: WatchEntry): void {
+    (state.watching ??= new Map<string, WatchEntry>()).set(user, entry);
+    let watchers = this.watchers.get(user);
+    if (watchers === undefined) this.watchers.set(user, (watchers = new Map<Recipient, WatchEntry>()));
+    watchers.set(r, entry);
   }
 
-  /** Returns whether the session was watching `user`. */
-  unwatch(r: Recipient, state: LocalState, user: string): boolean {
-    if (state.watching?.delete(user) !== true) return false;
-    removeFrom(this.watchers, user, r);
+  /** Removes the watch when `entry` is still the session's entry for `user`. */
+  unwatch(r: Recipient, state: SessionState, user: string, entry: WatchEntry): boolean {
+    if (state.watching?.get(user) !== entry) return false;
+    state.watching.delete(user);
+    const watchers = this.watchers.get(user);
+    watchers?.delete(r);
+    if (watchers?.size === 0) this.watchers.delete(user);
     return true;
   }
-}
-
-function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  let set = map.get(key);
-  if (set === undefined) map.set(key, (set = new Set()));
-  set.add(value);
-}
-
-function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (set === undefined) return;
-  set.delete(value);
-  if (set.size === 0) map.delete(key);
 }

@@ -13,28 +13,31 @@
 // recipient's node": a local delivery, or a publish that reached at least one
 // other node. A node ignores its own envelopes (it delivered locally already).
 // Order per (sender, recipient) holds because both paths are FIFO.
+//
+// A session's cluster state follows the state machine in local-index.ts:
+// attach subscribes its channels and registers it in the presence store; a
+// registration that resumes after its subscribe registers nothing for a
+// session that closed meanwhile, and detach waits for what attach still has in
+// flight before it removes the session, so a client that vanishes mid-handshake
+// leaves nothing behind and cannot kick its own successor. Rooms (rooms.ts) and
+// watches (watches.ts) keep the same rule.
 import { channels, type Bus } from '../bus/bus';
 import { CLOSE } from '../errors/codes';
 import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
-import type { PresenceStore, StoreChanges } from '../presence/presence';
+import type { DeviceConnection, PresenceStore, StoreChanges } from '../presence/presence';
 import type { SignalType } from '../protocol/app-codec';
-import { encode, type Member, type PresenceStatus } from '../protocol/server-frames';
-import { allMaybe, chainMaybe, mapMaybe, type MaybePromise } from '../util/maybe-promise';
+import { encode } from '../protocol/server-frames';
+import { allMaybe, chainMaybe, type MaybePromise } from '../util/maybe-promise';
 import { BusLink, Publication } from './bus-link';
-import { LocalIndex, type DirectOutcome, type LocalState, type Recipient } from './local-index';
-import type { Subscriptions } from './subscriptions';
+import { BusUnavailableError } from './errors';
+import { LocalIndex, type DirectOutcome, type Recipient, type SessionState } from './local-index';
+import { Rooms } from './rooms';
+import { Watches } from './watches';
 
+export { BusUnavailableError };
 export type { DirectOutcome, Recipient };
 export type EventTarget = { user: string; device?: string } | { room: string } | { broadcast: true };
-
-/** Raised when the bus failed and the operation could not be completed cluster-wide. */
-export class BusUnavailableError extends Error {
-  constructor(cause: unknown) {
-    super('cluster bus unavailable', { cause });
-    this.name = 'BusUnavailableError';
-  }
-}
 
 export interface RouterDeps {
   nodeId: string;
@@ -51,23 +54,28 @@ export class Router {
   private readonly metrics: Metrics;
   /** The bus side: publishing envelopes and delivering other nodes' (bus-link.ts). */
   private readonly link: BusLink;
-  private readonly subscriptions: Subscriptions;
-
   private readonly local = new LocalIndex();
+  readonly rooms: Rooms;
+  readonly watches: Watches;
+  /** Detaches still writing to the store; shutdown waits for them (no ghost users). */
+  private readonly detaching = new Set<Promise<void>>();
 
   constructor(deps: RouterDeps) {
     this.nodeId = deps.nodeId;
     this.presence = deps.presence;
     this.logger = deps.logger;
     this.metrics = deps.metrics;
-    this.link = new BusLink({ nodeId: deps.nodeId, bus: deps.bus, local: this.local, logger: deps.logger, metrics: deps.metrics });
-    this.subscriptions = this.link.subscriptions;
-    deps.presence.onChanges((changes) => void this.announceStoreChanges(changes));
+    const { nodeId, presence, logger, metrics } = deps;
+    const local = this.local;
+    this.link = new BusLink({ nodeId, bus: deps.bus, local, logger, metrics, onPresence: (user, status, frame) => this.watches.deliver(user, status, frame) });
+    this.rooms = new Rooms({ nodeId, local, link: this.link, presence, metrics });
+    this.watches = new Watches({ nodeId, local, link: this.link, presence, logger });
+    presence.onChanges((changes) => this.announceStoreChanges(changes));
   }
 
   /** Every node listens to broadcasts. */
   async start(): Promise<void> {
-    await this.subscriptions.add(channels.broadcast());
+    await this.link.subscriptions.take(channels.broadcast()).ready;
   }
 
   // ── sessions ────────────────────────────────────────────────────────────
@@ -75,70 +83,105 @@ export class Router {
   /**
    * Registers a new local session: cluster-wide uniqueness of (user, device), presence, its
    * channels. Done at once with the in-process bus and presence: the welcome then leaves with the
-   * upgrade's response, in the same write (bench W5).
+   * upgrade's response, in the same write (bench W5). Rejects when the store could not be written
+   * (a Redis outage): the session stays, and the store registers it when Redis returns.
    */
   attach(r: Recipient): MaybePromise<void> {
-    this.local.add(r);
-    const deviceChannel = channels.device(r.user, r.device);
-    const subscribing = allMaybe([this.subscriptions.add(channels.user(r.user)), this.subscriptions.add(deviceChannel)]);
-    if (!(subscribing instanceof Promise)) return this.register(r, deviceChannel);
-    // During an outage the subscribes wait in the subscriber's queue and apply when the bus returns;
-    // the connection is welcomed now rather than held (the store retries the registration).
-    if (this.link.isUp()) return subscribing.then(() => this.register(r, deviceChannel));
-    subscribing.catch((error: unknown) => this.logger.warn({ err: error }, 'subscribe failed during a bus outage'));
-    return this.register(r, deviceChannel);
+    const state = this.local.add(r);
+    state.userChannel = this.link.subscriptions.take(channels.user(r.user));
+    state.deviceChannel = this.link.subscriptions.take(channels.device(r.user, r.device));
+    const subscribed = allMaybe([state.userChannel.ready, state.deviceChannel.ready]);
+    let attached: MaybePromise<void>;
+    try {
+      if (!(subscribed instanceof Promise)) attached = this.register(r, state);
+      // During an outage the subscribes wait in the subscriber's queue and apply when the bus
+      // returns; the connection is welcomed now rather than held (the store registers it later).
+      else if (!this.link.isUp()) attached = this.register(r, state);
+      else attached = subscribed.then(() => (state.isLive ? this.register(r, state) : undefined));
+    } catch (error) {
+      attached = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    if (!(attached instanceof Promise)) {
+      state.phase = 'attached';
+      return;
+    }
+    const done = (): void => {
+      if (state.phase === 'attaching') state.phase = 'attached';
+    };
+    state.attaching = attached.then(done, done);
+    return attached;
   }
 
-  private register(r: Recipient, deviceChannel: string): MaybePromise<void> {
-    return chainMaybe(this.presence.addDevice({ user: r.user, device: r.device, session: r.id, node: this.nodeId }), (added) => {
-      // The older connection of the same device loses (SPEC §3.1). It is kicked only now that the
-      // store names the new one as holder, so its goodbye does not report the user offline.
-      for (const other of this.local.recipientsOf(r.user, r.device)) if (other !== r) other.kick(CLOSE.replaced);
-      const kicked =
-        added.replaced !== undefined && added.replaced.node !== this.nodeId
-          ? this.link.publish(deviceChannel, { k: 'kick', o: this.nodeId, s: added.replaced.session }, '')
-          : undefined;
-      return chainMaybe(kicked, () => (added.wentOnline ? this.announcePresence(r.user, 'online') : undefined));
+  private register(r: Recipient, state: SessionState): MaybePromise<void> {
+    return chainMaybe(this.presence.addDevice(connection(r, this.nodeId)), (added) => {
+      // The older connection of the same device loses (SPEC §3.1) — the one the store names, and
+      // only now that the store names this one as holder, so its goodbye reports nobody offline.
+      if (added.replaced !== undefined) this.kick({ user: r.user, device: r.device, ...added.replaced });
+      // Closed while registering: its detach (which waited for this) removes it at once; watchers
+      // need not hear "online" first.
+      if (added.wentOnline && state.isLive) return this.watches.announce(r.user, 'online');
     });
   }
 
-  private readonly detaching = new Set<Promise<void>>();
-  private heldOffline: Set<string> | undefined;
+  /** Closes a replaced connection with 4009: here when it is local, else on whichever node holds it. */
+  private kick(target: DeviceConnection): void {
+    const local = this.local.session(target.user, target.session);
+    if (local !== undefined) return local.kick(CLOSE.replaced);
+    if (target.node === this.nodeId) return; // already gone from this node
+    void this.link.publish(channels.device(target.user, target.device), { k: 'kick', o: this.nodeId, s: target.session }, '');
+  }
 
-  /** Resolves when every detach in flight has finished (shutdown waits for it: no ghost users). */
-  async settled(): Promise<void> {
-    while (this.detaching.size > 0) await Promise.all(this.detaching);
+  /** Resolves when every detach in flight has finished, or after `timeoutMs` (shutdown waits for it: no ghost users). */
+  async settled(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.detaching.size > 0 && performance.now() < deadline) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now()))));
+      await Promise.race([Promise.all(this.detaching), timeout]);
+      clearTimeout(timer);
+    }
   }
 
   /** Removes a closed session everywhere: rooms (member_left), watches, presence. Never rejects; done at once on one node. */
   detach(r: Recipient): MaybePromise<void> {
-    const done = this.detachNow(r);
-    if (!(done instanceof Promise)) return;
-    const detaching: Promise<void> = done.finally(() => this.detaching.delete(detaching));
+    const state = this.local.remove(r);
+    if (state === undefined) return;
+    state.phase = 'detaching';
+    state.userChannel?.release();
+    state.deviceChannel?.release();
+    this.watches.dropAll(r, state);
+    // Rooms and presence are repaired by the store itself (it finishes failed removals); log and go on.
+    const warn = (error: unknown) => this.logger.warn({ err: error }, 'detach could not update cluster state');
+    let done: MaybePromise<void>;
+    try {
+      const left = this.rooms.leaveAll(r, state);
+      // What attach still has in flight lands before the removal (it registers nothing once it sees the session gone).
+      const before = allMaybe([state.attaching, left instanceof Promise ? left.catch(warn) : undefined]);
+      done = chainMaybe(before, () => this.unregister(r));
+    } catch (error) {
+      done = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    if (!(done instanceof Promise)) {
+      state.phase = 'gone';
+      return;
+    }
+    const detaching: Promise<void> = done.catch(warn).finally(() => {
+      state.phase = 'gone';
+      this.detaching.delete(detaching);
+    });
     this.detaching.add(detaching);
     return detaching;
   }
 
-  private detachNow(r: Recipient): MaybePromise<void> {
-    const state = this.local.remove(r);
-    if (state === undefined) return;
-    this.subscriptions.remove(channels.user(r.user));
-    this.subscriptions.remove(channels.device(r.user, r.device));
-    for (const user of [...(state.watching ?? [])]) this.dropWatch(r, state, user);
-    const rooms = [...(state.rooms ?? [])];
-    // Presence is repaired by the store itself (leases expire); log and go on.
-    const warn = (error: unknown) => this.logger.warn({ err: error }, 'detach could not update cluster state');
-    try {
-      const left = rooms.length === 0 ? undefined : Promise.all(rooms.map((room) => this.leaveRoomNow(r, state, room)));
-      const done = chainMaybe(left, () =>
-        chainMaybe(this.presence.removeDevice({ user: r.user, device: r.device, session: r.id, node: this.nodeId }), (removed) =>
-          removed.wentOffline ? this.announcePresence(r.user, 'offline') : undefined,
-        ),
-      );
-      return done instanceof Promise ? done.catch(warn) : undefined;
-    } catch (error) {
-      warn(error);
-    }
+  private unregister(r: Recipient): MaybePromise<void> {
+    return chainMaybe(this.presence.removeDevice(connection(r, this.nodeId)), (removed) =>
+      removed.wentOffline ? this.watches.announce(r.user, 'offline') : undefined,
+    );
+  }
+
+  /** Presence of `users` cluster-wide (the HTTP API's query). Throws BusUnavailableError. */
+  status(users: readonly string[]): ReturnType<Watches['status']> {
+    return this.watches.status(users);
   }
 
   // ── direct signaling (SPEC §3.2) ────────────────────────────────────────
@@ -162,161 +205,21 @@ export class Router {
     this.link.publishThen(channel, { k: 'dm', o: this.nodeId, s: from.id, t: type }, frame, signal);
   }
 
-  // ── rooms (SPEC §3.3) ───────────────────────────────────────────────────
+  // ── what the store changed by itself ────────────────────────────────────
 
-  isMember(r: Recipient, room: string): boolean {
-    return this.local.state(r)?.rooms?.has(room) ?? false;
-  }
-
-  roomCount(r: Recipient): number {
-    return this.local.state(r)?.rooms?.size ?? 0;
-  }
-
-  /** Joins; resolves with every member (the new one included). Throws BusUnavailableError (membership rolled back). */
-  async joinRoom(r: Recipient, room: string): Promise<Member[]> {
-    const state = this.local.state(r);
-    if (state === undefined) return [];
-    // Subscribing again is answered with the current members and announced to nobody.
-    if (state.rooms?.has(room) === true) return this.presence.joinRoom(room, { user: r.user, device: r.device, session: r.id, node: this.nodeId });
-    // Local state first and synchronously: a publish right after subscribe must see the membership.
-    this.local.join(r, state, room);
-    const channel = channels.room(room);
-    let members: Member[];
-    try {
-      // While the bus is down a subscribe would wait in the client's queue; answer `unavailable` now.
-      if (!this.link.isUp()) throw new Error('bus down');
-      await this.subscriptions.add(channel);
-      members = await this.presence.joinRoom(room, { user: r.user, device: r.device, session: r.id, node: this.nodeId });
-    } catch (error) {
-      if (this.local.leave(r, state, room)) this.subscriptions.remove(channel);
-      throw new BusUnavailableError(error);
-    }
-    await this.sendToRoom(r, room, encode.memberJoined(room, { user: r.user, device: r.device }), 'member_joined');
-    return members;
-  }
-
-  /** Leaves at once locally; throws BusUnavailableError when the cluster could not be told (it is retried by the store). */
-  async leaveRoom(r: Recipient, room: string): Promise<void> {
-    const state = this.local.state(r);
-    if (state?.rooms?.has(room) !== true) return;
-    try {
-      await this.leaveRoomNow(r, state, room);
-    } catch (error) {
-      throw new BusUnavailableError(error);
-    }
-  }
-
-  /** Sends a room message to every other member on every node; false when the bus failed. */
-  publishToRoom(from: Recipient, room: string, payloadJson: string): MaybePromise<boolean> {
-    return this.sendToRoom(from, room, encode.roomMessage(room, from.senderJson, payloadJson), 'message');
-  }
-
-  private async leaveRoomNow(r: Recipient, state: LocalState, room: string): Promise<void> {
-    this.local.leave(r, state, room);
-    try {
-      await this.presence.leaveRoom(room, r.id);
-      await this.sendToRoom(r, room, encode.memberLeft(room, { user: r.user, device: r.device }), 'member_left');
-    } finally {
-      this.subscriptions.remove(channels.room(room));
-    }
-  }
-
-  /** Room traffic to every member on every node but `from` (undefined: the server speaks, nobody is excluded). */
-  private sendToRoom(from: Recipient | undefined, room: string, frame: string, type: string): MaybePromise<boolean> {
-    const started = performance.now();
-    for (const member of this.local.membersOf(room)) if (member !== from) member.deliver(frame, type);
-    this.metrics.deliveredLocal.observe((performance.now() - started) / 1000);
-    const remote = this.link.publish(channels.room(room), { k: 'room', o: this.nodeId, s: from?.id ?? '', t: type }, frame);
-    return mapMaybe(remote, (count) => count !== undefined);
-  }
-
-  // ── presence (SPEC §3.4) ────────────────────────────────────────────────
-
-  isWatching(r: Recipient, user: string): boolean {
-    return this.local.state(r)?.watching?.has(user) ?? false;
-  }
-
-  watchCount(r: Recipient): number {
-    return this.local.state(r)?.watching?.size ?? 0;
-  }
-
-  /** Starts watching; resolves with the current state of each user. Throws BusUnavailableError. */
-  async watch(r: Recipient, users: readonly string[]): Promise<Record<string, PresenceStatus>> {
-    const state = this.local.state(r);
-    if (state === undefined) return {};
-    const added = users.filter((u) => state.watching?.has(u) !== true);
-    for (const user of added) this.local.watch(r, state, user);
-    try {
-      if (!this.link.isUp()) throw new Error('bus down');
-      await allMaybe(added.map((user) => this.subscriptions.add(channels.presence(user))));
-      return await this.presence.status(users);
-    } catch (error) {
-      for (const user of added) this.dropWatch(r, state, user);
-      throw new BusUnavailableError(error);
-    }
-  }
-
-  unwatch(r: Recipient, users: readonly string[]): void {
-    const state = this.local.state(r);
-    if (state !== undefined) for (const user of users) this.dropWatch(r, state, user);
-  }
-
-  async status(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
-    try {
-      return await this.presence.status(users);
-    } catch (error) {
-      throw new BusUnavailableError(error);
-    }
-  }
-
-  private dropWatch(r: Recipient, state: LocalState, user: string): void {
-    if (this.local.unwatch(r, state, user)) this.subscriptions.remove(channels.presence(user));
-  }
-
-  /**
-   * Drain: this node's users are about to reconnect elsewhere. Their "offline" is held back
-   * and announced at the end only for those still offline, so a rolling deploy does not make
-   * every watcher see an offline/online flap for every user (no presence storm).
-   */
-  beginDrain(): void {
-    this.heldOffline ??= new Set();
-  }
-
-  /** Announces the held-back offlines of users who did not come back within `graceMs`. */
-  async finishDrain(graceMs: number): Promise<void> {
-    const held = this.heldOffline;
-    this.heldOffline = undefined;
-    if (held === undefined || held.size === 0) return;
-    if (graceMs > 0) await new Promise((resolve) => setTimeout(resolve, graceMs));
-    try {
-      const users = [...held];
-      for (let i = 0; i < users.length; i += 100) {
-        const states = await this.presence.status(users.slice(i, i + 100));
-        for (const [user, status] of Object.entries(states)) if (status === 'offline') await this.announcePresence(user, 'offline');
-      }
-    } catch (error) {
-      this.logger.warn({ err: error, users: held.size }, 'could not announce offline users at the end of the drain');
-    }
-  }
-
-  private announcePresence(user: string, status: PresenceStatus): MaybePromise<void> {
-    if (status === 'offline' && this.heldOffline !== undefined) {
-      this.heldOffline.add(user);
-      return;
-    }
-    const channel = channels.presence(user);
-    // Nobody watches on this node and no other node can: not even the frame is built (every connect and disconnect asks).
-    if (!this.local.isWatched(user) && !this.link.othersMayListen(channel)) return;
-    const frame = encode.presenceChange(user, status);
-    for (const watcher of this.local.watchersOf(user)) watcher.deliver(frame, 'presence');
-    return mapMaybe(this.link.publish(channel, { k: 'pres', o: this.nodeId }, frame), () => undefined);
-  }
-
-  /** Announces what the store changed by itself: a dead node reaped, or this node's state restored. */
+  /** Announces a store change like this node's own: a dead node reaped, deferred writes done, state restored. */
   private async announceStoreChanges(changes: StoreChanges): Promise<void> {
-    for (const user of changes.online) await this.announcePresence(user, 'online');
-    for (const user of changes.offline) await this.announcePresence(user, 'offline');
-    for (const { room, user, device } of changes.left) await this.sendToRoom(undefined, room, encode.memberLeft(room, { user, device }), 'member_left');
+    try {
+      for (const replaced of changes.replaced) this.kick(replaced);
+      for (const user of changes.online) await this.watches.announce(user, 'online');
+      for (const user of changes.offline) await this.watches.announce(user, 'offline');
+      for (const { room, user, device, session } of changes.joined)
+        await this.rooms.announce(room, { user, device }, 'member_joined', session === undefined ? undefined : this.local.session(user, session));
+      for (const { room, user, device } of changes.left) await this.rooms.announce(room, { user, device }, 'member_left');
+      if (changes.recovered) await this.watches.refresh();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not announce what the presence store changed');
+    }
   }
 
   // ── server events (SPEC §4) ─────────────────────────────────────────────
@@ -340,6 +243,10 @@ export class Router {
     if ((await this.link.publish(channel, { k: 'event', o: this.nodeId }, frame)) === undefined)
       throw new BusUnavailableError(new Error('publish failed'));
   }
+}
+
+function connection(r: Recipient, node: string): DeviceConnection {
+  return { user: r.user, device: r.device, session: r.id, node };
 }
 
 /**

@@ -1,10 +1,35 @@
 // Lazy, reference-counted bus subscriptions (centrifuge's rule): a node
 // subscribes a channel when its first local subscriber arrives and drops it
-// with the last. A failed subscribe is rolled back, so a later attempt tries
-// again instead of believing it is subscribed.
+// with the last.
+//
+// Every reference is a handle (`Subscription`) that gives back exactly what it
+// took, once: a rollback or a leave calls `release()` on its own handle and can
+// never drop a reference someone else holds (a bare remove(channel) after a
+// failed subscribe did: it cut another member off a room). A subscribe that
+// fails releases its handle itself, so a later attempt tries again instead of
+// believing it is subscribed.
 import type { Bus, BusHandler } from '../bus/bus';
 import type { Logger } from '../log/logger';
 import type { MaybePromise } from '../util/maybe-promise';
+
+/** One reference to a channel. */
+export class Subscription {
+  private held = true;
+  /** Done once the channel is subscribed: at once on the in-process bus or when it already was; rejects when the bus failed (the handle is then released). */
+  ready: MaybePromise<void> = undefined;
+
+  constructor(
+    private readonly owner: Subscriptions,
+    readonly channel: string,
+  ) {}
+
+  /** Gives the reference back; the second and later calls do nothing. */
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.owner.drop(this.channel);
+  }
+}
 
 export class Subscriptions {
   private readonly counts = new Map<string, number>();
@@ -22,21 +47,24 @@ export class Subscriptions {
     return this.counts.has(channel);
   }
 
-  /**
-   * Takes one reference; done once the channel is subscribed — at once when the bus subscribes
-   * synchronously (in-process) or the channel already was. Rejects (and releases the reference)
-   * when the bus fails.
-   */
-  add(channel: string): MaybePromise<void> {
+  /** Takes one reference to `channel`; subscribes with the first. */
+  take(channel: string): Subscription {
     const count = this.counts.get(channel) ?? 0;
     this.counts.set(channel, count + 1);
+    const sub = new Subscription(this, channel);
     // Someone else's subscribe may still be in flight: wait for it, and share its failure.
     const subscribing = count > 0 ? this.pending.get(channel) : this.subscribe(channel);
-    if (subscribing === undefined) return;
-    return subscribing.catch((error: unknown) => {
-      this.release(channel);
-      throw error;
-    });
+    if (subscribing !== undefined) {
+      const ready = subscribing.catch((error: unknown) => {
+        sub.release();
+        throw error;
+      });
+      // Handled here so that a caller that does not wait (a connect during an outage) leaves no
+      // unhandled rejection; callers that wait still see the failure.
+      ready.catch(() => undefined);
+      sub.ready = ready;
+    }
+    return sub;
   }
 
   /** Subscribes; a promise (kept in `pending` until it settles) only when the bus answers later. */
@@ -55,25 +83,15 @@ export class Subscriptions {
     return settled;
   }
 
-  /** Drops one reference; unsubscribes with the last. */
-  remove(channel: string): void {
-    if (this.release(channel)) {
-      this.bus.unsubscribe(channel).catch((error: unknown) => {
-        // Harmless beyond a few stray messages, which the router ignores: nobody local wants them.
-        this.logger.warn({ err: error, channel: channel.slice(0, 2) }, 'bus unsubscribe failed');
-      });
-    }
-  }
-
-  /** Returns true when the last reference went away. */
-  private release(channel: string): boolean {
+  /** Called by a handle's `release()`: drops one reference and unsubscribes with the last. */
+  drop(channel: string): void {
     const count = this.counts.get(channel);
-    if (count === undefined) return false;
-    if (count > 1) {
-      this.counts.set(channel, count - 1);
-      return false;
-    }
+    if (count === undefined) return;
+    if (count > 1) return void this.counts.set(channel, count - 1);
     this.counts.delete(channel);
-    return true;
+    this.bus.unsubscribe(channel).catch((error: unknown) => {
+      // Harmless beyond a few stray messages, which the router ignores: nobody local wants them.
+      this.logger.warn({ err: error, channel: channel.slice(0, 2) }, 'bus unsubscribe failed');
+    });
   }
 }

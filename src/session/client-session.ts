@@ -6,6 +6,12 @@
 // rate-limit decision is known — at once, nearly always. When a decision has to
 // wait for the cluster store, that frame and every later one of this session
 // wait in `backlog`, so frames are handled in the order they arrived.
+//
+// Both queues a client can grow are bounded by MAX_BUFFERED_BYTES, like the
+// send buffer: frames waiting for a decision (past it a frame is refused with
+// `rate_limited`: the client sends faster than the cluster decides), and frames
+// for the client before its welcome (past it the connection is closed with
+// 4010, as a slow consumer).
 import { roomAllowed, type Claims, type TokenVerifier } from '../auth/claims';
 import type { Config } from '../config/load';
 import { CLOSE, type Close, type ErrorCode } from '../errors/codes';
@@ -64,8 +70,11 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
   private welcomed = false;
   /** Frames for this session that arrived before its welcome was sent (made on first use). */
   private early: [frame: string, type: string][] | undefined;
+  private earlyBytes = 0;
   /** The last frame still waiting for its rate-limit decision; later frames queue behind it. */
   private backlog: Promise<void> | undefined;
+  /** Bytes of client frames waiting in `backlog`. */
+  private backlogBytes = 0;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -140,9 +149,19 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     this.deps.metrics.countReceived(decoded.ok ? decoded.frame.type : 'invalid');
     const decision = this.deps.limiter.consume(this.user);
     if (this.backlog === undefined && !(decision instanceof Promise)) return this.decided(decoded, decision);
+    const size = data.byteLength;
+    const { config, metrics } = this.deps;
+    if (this.backlogBytes + size > config.MAX_BUFFERED_BYTES) {
+      metrics.queueOverflows.labels('frames_waiting').inc();
+      return this.rateLimited(decoded.ok ? decoded.frame.id : decoded.error.id, config.RATE_LIMIT_DURATION_S * 1000);
+    }
+    this.backlogBytes += size;
     const queued: Promise<void> = (this.backlog ?? Promise.resolve())
       .then(() => decision)
-      .then((d) => this.decided(decoded, d))
+      .then((d) => {
+        this.backlogBytes -= size;
+        this.decided(decoded, d);
+      })
       .catch((error: unknown) => this.log.error({ err: error }, 'frame handling failed'))
       .finally(() => {
         if (this.backlog === queued) this.backlog = undefined;
@@ -232,7 +251,7 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
       case 'subscribe':
         return this.subscribe(frame.room, frame.id);
       case 'unsubscribe':
-        this.deps.router.leaveRoom(this, frame.room).then(
+        this.deps.router.rooms.leave(this, frame.room).then(
           () => this.send(encode.unsubscribed(frame.room, frame.id), 'unsubscribed'),
           (error: unknown) => this.fail(error, frame.id),
         );
@@ -240,7 +259,7 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
       case 'publish':
         return this.publish(frame.room, frame.payloadJson, frame.id);
       case 'presence':
-        this.deps.router.status(frame.users).then(
+        this.deps.router.watches.status(frame.users).then(
           (users) => this.send(encode.presenceReply(users, frame.id), 'presence'),
           (error: unknown) => this.fail(error, frame.id),
         );
@@ -248,7 +267,7 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
       case 'watch':
         return this.watch(frame.users, frame.id);
       case 'unwatch':
-        this.deps.router.unwatch(this, frame.users);
+        this.deps.router.watches.unwatch(this, frame.users);
         return this.send(encode.unwatched(frame.users, frame.id), 'unwatched');
       case 'ping':
         return this.send(encode.pong(Date.now(), frame.id), 'pong');
@@ -259,9 +278,9 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
 
   /** A method of its own for the reason given in `handle` for signals: the callbacks must not hold the frame. */
   private publish(room: string, payloadJson: string, id: string | undefined): void {
-    if (!this.deps.router.isMember(this, room)) return this.sendError('not_subscribed', `not a member of room "${room}"; subscribe first`, id);
+    if (!this.deps.router.rooms.isMember(this, room)) return this.sendError('not_subscribed', `not a member of room "${room}"; subscribe first`, id);
     whenReady(
-      this.deps.router.publishToRoom(this, room, payloadJson),
+      this.deps.router.rooms.publish(this, room, payloadJson),
       (ok) => {
         if (!ok) this.sendError('unavailable', 'the cluster bus is down; the message did not reach other nodes', id);
         else if (id !== undefined) this.send(encode.ack(id), 'ack');
@@ -271,22 +290,24 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
   }
 
   private subscribe(room: string, id: string | undefined): void {
-    const { router, config } = this.deps;
+    const { config } = this.deps;
+    const { rooms } = this.deps.router;
     if (!roomAllowed(this.claims.rooms, room)) return this.sendError('forbidden', `the token does not allow room "${room}"`, id);
-    if (!router.isMember(this, room) && router.roomCount(this) >= config.MAX_ROOMS_PER_CONNECTION)
+    if (!rooms.isMember(this, room) && rooms.count(this) >= config.MAX_ROOMS_PER_CONNECTION)
       return this.sendError('limit_exceeded', `at most ${config.MAX_ROOMS_PER_CONNECTION} rooms per connection`, id);
-    router.joinRoom(this, room).then(
+    rooms.join(this, room).then(
       (members) => this.send(encode.subscribed(room, members, id), 'subscribed'),
       (error: unknown) => this.fail(error, id),
     );
   }
 
   private watch(users: string[], id: string | undefined): void {
-    const { router, config } = this.deps;
-    const fresh = users.filter((u) => !router.isWatching(this, u)).length;
-    if (router.watchCount(this) + fresh > config.MAX_WATCHED_USERS)
+    const { config } = this.deps;
+    const { watches } = this.deps.router;
+    const fresh = users.filter((u) => !watches.isWatching(this, u)).length;
+    if (watches.count(this) + fresh > config.MAX_WATCHED_USERS)
       return this.sendError('limit_exceeded', `at most ${config.MAX_WATCHED_USERS} watched users per connection`, id);
-    router.watch(this, users).then(
+    watches.watch(this, users).then(
       (states) => this.send(encode.watching(states, id), 'watching'),
       (error: unknown) => this.fail(error, id),
     );
@@ -346,8 +367,15 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
 
   /** Every frame goes out here; before the welcome, frames wait behind it (SPEC §3.1: the welcome comes first). */
   private send(frame: string, type: string): void {
-    if (this.welcomed) this.write(frame, type);
-    else (this.early ??= []).push([frame, type]);
+    if (this.welcomed) return this.write(frame, type);
+    (this.early ??= []).push([frame, type]);
+    this.earlyBytes += frame.length;
+    if (this.earlyBytes > this.deps.config.MAX_BUFFERED_BYTES) {
+      this.deps.metrics.queueOverflows.labels('early_frames').inc();
+      this.deps.metrics.slowConsumerCloses.inc();
+      this.early = undefined;
+      this.close(CLOSE.slow_consumer);
+    }
   }
 
   private write(frame: string, type: string): void {

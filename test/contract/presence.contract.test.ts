@@ -20,18 +20,23 @@ export const memoryPresenceFactory: PresenceFactory = {
   create: () => Promise.resolve({ store: new MemoryPresence(), cleanup: () => Promise.resolve() }),
 };
 
+/** The store's answer as a plain object (stores answer with null-prototype records). */
+async function statusOf(store: PresenceStore, users: readonly string[]): Promise<Record<string, string>> {
+  return { ...(await store.status(users)) };
+}
+
 export function presenceContract(factory: PresenceFactory): void {
   describe(`PresenceStore contract: ${factory.name}`, () => {
     test('online with the first device, offline with the last', async (t) => {
       const { store, cleanup } = await factory.create();
       t.after(cleanup);
-      assert.deepEqual(await store.status(['u1', 'u2']), { u1: 'offline', u2: 'offline' });
+      assert.deepEqual(await statusOf(store, ['u1', 'u2']), { u1: 'offline', u2: 'offline' });
       assert.deepEqual(await store.addDevice({ user: 'u1', device: 'd1', session: 's1', node: 'n1' }), { wentOnline: true });
       assert.deepEqual(await store.addDevice({ user: 'u1', device: 'd2', session: 's2', node: 'n2' }), { wentOnline: false });
-      assert.deepEqual(await store.status(['u1', 'u2']), { u1: 'online', u2: 'offline' });
+      assert.deepEqual(await statusOf(store, ['u1', 'u2']), { u1: 'online', u2: 'offline' });
       assert.deepEqual(await store.removeDevice({ user: 'u1', device: 'd1', session: 's1', node: 'n1' }), { wentOffline: false });
       assert.deepEqual(await store.removeDevice({ user: 'u1', device: 'd2', session: 's2', node: 'n2' }), { wentOffline: true });
-      assert.deepEqual(await store.status(['u1']), { u1: 'offline' });
+      assert.deepEqual(await statusOf(store, ['u1']), { u1: 'offline' });
     });
 
     test('a second connection of the same device replaces the first; the replaced one removes nothing', async (t) => {
@@ -41,7 +46,7 @@ export function presenceContract(factory: PresenceFactory): void {
       const second = await store.addDevice({ user: 'u1', device: 'd1', session: 'new', node: 'n2' });
       assert.deepEqual(second, { wentOnline: false, replaced: { session: 'old', node: 'n1' } });
       assert.deepEqual(await store.removeDevice({ user: 'u1', device: 'd1', session: 'old', node: 'n1' }), { wentOffline: false });
-      assert.deepEqual(await store.status(['u1']), { u1: 'online' });
+      assert.deepEqual(await statusOf(store, ['u1']), { u1: 'online' });
     });
 
     test('rooms list every member, the new one included, and forget leavers', async (t) => {
@@ -56,8 +61,28 @@ export function presenceContract(factory: PresenceFactory): void {
           { user: 'u2', device: 'd2' },
         ],
       );
-      await store.leaveRoom('r', 's1');
+      assert.equal(await store.leaveRoom('r', { user: 'u1', device: 'd1', session: 's1' }), true);
+      assert.equal(await store.leaveRoom('r', { user: 'u1', device: 'd1', session: 's1' }), false, 'a second leave removes nothing');
+      assert.deepEqual(await store.members('r'), [{ user: 'u2', device: 'd2' }]);
       assert.deepEqual(await store.joinRoom('r', { user: 'u2', device: 'd2', session: 's2', node: 'n2' }), [{ user: 'u2', device: 'd2' }]);
+      assert.deepEqual(await store.members('nobody-here'), []);
+    });
+
+    test('user, device and room names that are Object.prototype members are plain names', async (t) => {
+      const { store, cleanup } = await factory.create();
+      t.after(cleanup);
+      const names = ['__proto__', 'constructor', 'toString'];
+      for (const name of names) {
+        assert.deepEqual(await store.addDevice({ user: name, device: name, session: `s-${name}`, node: 'n1' }), { wentOnline: true });
+        assert.deepEqual(await store.joinRoom(name, { user: name, device: name, session: `s-${name}`, node: 'n1' }), [{ user: name, device: name }]);
+      }
+      const status = await statusOf(store, [...names, 'hasOwnProperty']);
+      assert.deepEqual(Object.entries(status).sort(), [...names.map((n) => [n, 'online']), ['hasOwnProperty', 'offline']].sort());
+      for (const name of names) {
+        assert.equal(await store.leaveRoom(name, { user: name, device: name, session: `s-${name}` }), true);
+        assert.deepEqual(await store.removeDevice({ user: name, device: name, session: `s-${name}`, node: 'n1' }), { wentOffline: true });
+      }
+      assert.deepEqual(Object.values(await statusOf(store, names)), ['offline', 'offline', 'offline']);
     });
   });
 }

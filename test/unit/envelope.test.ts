@@ -1,25 +1,55 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { decodeEnvelope, encodeEnvelope, type Envelope } from '../../src/protocol/envelope';
+import { decodeEnvelope, encodeEnvelope, SERVER_SENDER, type Envelope } from '../../src/protocol/envelope';
+import { SERVER_FRAME_TYPES } from '../../src/protocol/server-frames';
 
-test('envelopes round-trip and keep the frame byte for byte', () => {
-  const headers: Envelope[] = [
-    { k: 'dm', o: 'n1', s: 's1', t: 'offer' },
-    { k: 'room', o: 'n1', s: 's1', t: 'member_joined' },
-    { k: 'event', o: 'n2' },
-    { k: 'pres', o: 'n3' },
-    { k: 'kick', o: 'n3', s: 'old' },
-  ];
+/** Plain objects, as the codec builds them (fast-check's records have a null prototype by default). */
+const record = <T>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }): fc.Arbitrary<T> => fc.record(model, { noNullPrototype: true });
+const word = fc.stringMatching(/^[A-Za-z0-9_.:@-]{1,128}$/);
+const session = fc.stringMatching(/^[A-Za-z0-9_-]{16,22}$/);
+
+/** Every kind of envelope, server-originated room traffic included (issue 12: it used to carry an empty sender). */
+const envelope: fc.Arbitrary<Envelope> = fc.oneof(
+  record({ k: fc.constant('dm' as const), o: word, s: session, t: fc.constantFrom('offer', 'answer', 'candidate', 'bye', 'message') }),
+  record({ k: fc.constant('room' as const), o: word, s: fc.oneof(session, fc.constant(SERVER_SENDER)), t: fc.constantFrom(...SERVER_FRAME_TYPES) }),
+  record({ k: fc.constant('event' as const), o: word }),
+  record({ k: fc.constant('pres' as const), o: word, st: fc.constantFrom('online' as const, 'offline' as const) }),
+  record({ k: fc.constant('kick' as const), o: word, s: session }),
+);
+
+test('every kind of envelope round-trips and keeps the frame byte for byte', () => {
+  fc.assert(
+    fc.property(envelope, fc.string({ unit: 'binary' }), (header, frame) => {
+      assert.deepEqual(decodeEnvelope(encodeEnvelope(header, frame)), { header, frame });
+    }),
+    { numRuns: 2000 },
+  );
   const frame = '{"type":"offer","payload":"line1\\nline2 \u00e9"}\n{"second":"line"}';
-  for (const header of headers) {
-    const decoded = decodeEnvelope(encodeEnvelope(header, frame));
-    assert.deepEqual(decoded, { header, frame });
-  }
+  const serverSpeaks: Envelope = { k: 'room', o: 'n1', s: SERVER_SENDER, t: 'member_left' };
+  assert.deepEqual(decodeEnvelope(encodeEnvelope(serverSpeaks, frame)), { header: serverSpeaks, frame });
 });
 
 test('malformed envelopes are rejected, never thrown', () => {
-  for (const text of ['', 'no newline', '{bad}\n{}', '[]\n', 'dm n\n', 'dm n s\n', 'dm n s t extra\n', 'zz n\n', 'kick n\n', 'event\n', 'pres  n\n', 'event n \n', ' event n\n', 'null\n'])
+  for (const text of [
+    '',
+    'no newline',
+    '{bad}\n{}',
+    '[]\n',
+    'dm n\n',
+    'dm n s\n',
+    'dm n s t extra\n',
+    'room n  member_left\n',
+    'zz n\n',
+    'kick n\n',
+    'event\n',
+    'pres n\n',
+    'pres n away\n',
+    'pres  n online\n',
+    'event n \n',
+    ' event n\n',
+    'null\n',
+  ])
     assert.equal(decodeEnvelope(text), undefined, text);
   fc.assert(fc.property(fc.string(), (s) => void decodeEnvelope(s)));
 });
