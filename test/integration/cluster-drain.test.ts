@@ -41,6 +41,10 @@ test('drain in a cluster: clients move to another node without presence flaps, a
   const states = await watcher.request({ type: 'presence', users }, 'presence');
   assert.ok(Object.values(states.users as object).every((s) => s === 'online'));
   assert.deepEqual(watcher.all('presence').filter((f) => f.status === 'offline'), []);
+  // …and no second "online" either: a user who reconnected after their old socket's goodbye is
+  // announced online by the new node, but the watcher was never told otherwise (issue 12).
+  await watcher.request({ type: 'ping' }, 'pong');
+  for (const user of users) assert.deepEqual(watcher.all('presence').filter((f) => f.user === user).map((f) => f.status), ['online'], user);
 
   // Nothing of the drained node is left in Redis.
   const inspect = inspector(t, redis.url);
