@@ -176,7 +176,7 @@ async function createBackend(config: Config, logger: Logger): Promise<Backend> {
     logger,
   });
   return {
-    bus: new RedisBus({ commands: redis.commands, subscriber: redis.subscriber, prefix: config.REDIS_PREFIX, sharded: redis.sharded, logger }),
+    bus: new RedisBus({ commands: redis.commands, subscriber: redis.subscriber, prefix: config.REDIS_PREFIX, sharded: redis.sharded, shardsUp: redis.shardsUp, logger }),
     presence: new RedisPresence({ redis: redis.commands, prefix: config.REDIS_PREFIX, nodeId: config.nodeId, ttlMs: config.PRESENCE_TTL_MS, logger }),
     limiter,
     close: async () => {

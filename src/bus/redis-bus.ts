@@ -28,6 +28,8 @@ export interface RedisBusOptions {
   subscriber: RedisClient;
   prefix: string;
   sharded: boolean;
+  /** Whether every shard answers (redis-clients.ts); absent: one server. */
+  shardsUp?: () => boolean;
   logger: Logger;
 }
 
@@ -154,7 +156,8 @@ export class RedisBus implements Bus {
   }
 
   isUp(): boolean {
-    return !this.closed && this.options.commands.status === 'ready' && this.options.subscriber.status === 'ready';
+    const { commands, subscriber, shardsUp } = this.options;
+    return !this.closed && commands.status === 'ready' && subscriber.status === 'ready' && (shardsUp?.() ?? true);
   }
 
   async close(): Promise<void> {

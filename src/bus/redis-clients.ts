@@ -20,7 +20,36 @@ export interface RedisClients {
   /** Redis Cluster: SPUBLISH/SSUBSCRIBE and per-slot commands. */
   sharded: boolean;
   topology: 'single' | 'sentinel' | 'cluster';
+  /** Whether every shard answers (Redis Cluster: each slot's master has a ready connection; elsewhere always true). */
+  readonly shardsUp: () => boolean;
   close(): Promise<void>;
+}
+
+/** How long a slot-coverage answer is reused: `isUp` is asked on every publish. */
+const COVERAGE_CHECK_MS = 500;
+const SLOTS = 16384;
+
+/**
+ * Whether every slot's master has a ready connection on `cluster` (one that connects to every
+ * master at start: the subscriber). A master that dies takes its slots' users, channels and keys
+ * with it: the node is not healthy then, though its other connections are (and its own probe
+ * channel may live on a healthy shard).
+ */
+function slotCoverage(cluster: Cluster): () => boolean {
+  let checkedAt = -Infinity;
+  let up = true;
+  return () => {
+    const now = performance.now();
+    if (now - checkedAt < COVERAGE_CHECK_MS) return up;
+    checkedAt = now;
+    const ready = new Set(cluster.nodes('master').filter((node) => node.status === 'ready').map((node) => `${node.options.host}:${node.options.port}`));
+    up = true;
+    for (let slot = 0; slot < SLOTS && up; slot++) {
+      const master = cluster.slots[slot]?.[0];
+      up = master !== undefined && ready.has(master);
+    }
+    return up;
+  };
 }
 
 /** Reconnect quickly at first, then every 2 s: an outage should end as soon as Redis is back. */
@@ -72,18 +101,18 @@ export async function connectRedis(config: Config, logger: Logger): Promise<Redi
     // who just connected to find nobody subscribed (peer_offline, or a device missed). Open
     // them all with the cluster, so a subscribe costs one round trip as on one server.
     const subscriber = new Cluster(nodes, clusterOptions({ ...subscriberOptions, lazyConnect: false }, true));
-    clients = { commands, subscriber, sharded: true, topology: 'cluster', close: () => quitAll(commands, subscriber) };
+    clients = { commands, subscriber, sharded: true, topology: 'cluster', shardsUp: slotCoverage(subscriber), close: () => quitAll(commands, subscriber) };
   } else if (config.REDIS_SENTINELS.length > 0) {
     const sentinel: RedisOptions = { sentinels: config.REDIS_SENTINELS.map(hostPort), name: config.REDIS_SENTINEL_NAME ?? '' };
     if (config.REDIS_PASSWORD !== undefined) sentinel.sentinelPassword = config.REDIS_PASSWORD;
     const commands = new Redis({ ...commandOptions, ...sentinel });
     const subscriber = new Redis({ ...subscriberOptions, ...sentinel });
-    clients = { commands, subscriber, sharded: false, topology: 'sentinel', close: () => quitAll(commands, subscriber) };
+    clients = { commands, subscriber, sharded: false, topology: 'sentinel', shardsUp: () => true, close: () => quitAll(commands, subscriber) };
   } else {
     const url = config.REDIS_URL ?? 'redis://127.0.0.1:6379';
     const commands = new Redis(url, commandOptions);
     const subscriber = new Redis(url, subscriberOptions);
-    clients = { commands, subscriber, sharded: false, topology: 'single', close: () => quitAll(commands, subscriber) };
+    clients = { commands, subscriber, sharded: false, topology: 'single', shardsUp: () => true, close: () => quitAll(commands, subscriber) };
   }
   for (const [role, client] of [
     ['commands', clients.commands],

@@ -272,11 +272,18 @@ export class RedisPresence implements PresenceStore {
   private async sync(): Promise<void> {
     const changes = noChanges();
     try {
-      for (const batch of batches(this.unsynced)) await Promise.all(batch.map((session) => this.syncDevice(session, changes)));
+      // One write that fails (a bad key) does not hold up the others: each batch settles whole,
+      // what failed stays for the next heartbeat, and the first failure is raised at the end.
+      let failure: Error | undefined;
+      const settle = async (writes: Promise<void>[]) => {
+        for (const result of await Promise.allSettled(writes)) if (result.status === 'rejected') failure ??= asError(result.reason);
+      };
+      for (const batch of batches(this.unsynced)) await settle(batch.map((session) => this.syncDevice(session, changes)));
       for (const [session, rooms] of [...this.unsyncedRooms]) {
-        for (const batch of batches(rooms)) await Promise.all(batch.map((room) => this.syncMembership(session, room, changes)));
-        this.unsyncedRooms.delete(session);
+        for (const batch of batches(rooms)) await settle(batch.map((room) => this.syncMembership(session, room, changes)));
+        if (rooms.size === 0) this.unsyncedRooms.delete(session);
       }
+      if (failure !== undefined) throw failure;
       if (this.staleMayExist) {
         this.staleMayExist = false;
         try {
@@ -345,12 +352,16 @@ export class RedisPresence implements PresenceStore {
     }
   }
 
-  /** Visits every member of a set, a batch per round trip (SSCAN: a large index never blocks Redis). */
+  /**
+   * Visits every member of a set, a batch per round trip (SSCAN: a large index never blocks Redis).
+   * Every visit of a batch settles before a failure is raised, so no change made is left unreported.
+   */
   private async scan(key: string, visit: (entry: string) => Promise<void>): Promise<void> {
     let cursor = '0';
     do {
       const [next, entries] = await this.redis.sscan(key, cursor, 'COUNT', SYNC_BATCH);
-      await Promise.all(entries.map(visit));
+      const failed = (await Promise.allSettled(entries.map(visit))).find((result) => result.status === 'rejected');
+      if (failed !== undefined) throw asError(failed.reason);
       cursor = next;
     } while (cursor !== '0');
   }
@@ -388,6 +399,10 @@ export class RedisPresence implements PresenceStore {
     if (isEmpty(changes)) return;
     for (const listener of this.listeners) await listener(changes);
   }
+}
+
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
 }
 
 function addResult({ wentOnline, replaced }: AddResult): AddResult {

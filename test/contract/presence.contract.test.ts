@@ -8,7 +8,9 @@ import { MemoryPresence } from '../../src/presence/memory-presence';
 import { RedisPresence } from '../../src/presence/redis-presence';
 import { TEST_SECRET } from '../helpers/node';
 import { startRedis } from '../helpers/redis';
-import type { PresenceStore } from '../../src/presence/presence';
+import type { PresenceStore, StoreChanges } from '../../src/presence/presence';
+import Redis from 'ioredis';
+import { eventually } from '../helpers/eventually';
 
 export interface PresenceFactory {
   name: string;
@@ -109,3 +111,40 @@ export const redisPresenceFactory: PresenceFactory = {
 };
 
 presenceContract(redisPresenceFactory);
+
+// What only the Redis store has to do: leases, restore, deferred writes (issue 12).
+describe('RedisPresence: leases and restore', () => {
+  test('a lost lease is a restore: every device and membership is written again and reported, and a write that fails is retried until it lands', async (t) => {
+    const server = await startRedis(t);
+    const config = loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_URL: server.url });
+    const clients = await connectRedis(config, createLogger('silent'));
+    t.after(() => clients.close());
+    const store = new RedisPresence({ redis: clients.commands, prefix: server.prefix, nodeId: 'n1', ttlMs: 600, logger: createLogger('silent') });
+    const changes: StoreChanges[] = [];
+    store.onChanges((c) => void changes.push(c));
+    await store.start();
+    t.after(() => store.close());
+    const users = Array.from({ length: 20 }, (_, i) => `u${i}`);
+    for (const user of users) await store.addDevice({ user, device: 'd', session: `s-${user}`, node: 'n1' });
+    await store.joinRoom('r', { user: 'u0', device: 'd', session: 's-u0', node: 'n1' });
+    assert.equal(changes.length, 0);
+
+    // Redis loses everything, and one user's key is of the wrong type: that user's write fails.
+    const direct = new Redis(server.url);
+    t.after(() => direct.disconnect());
+    await direct.flushall();
+    await direct.set(`${server.prefix}{u:u7}devices`, 'not a hash');
+    const reported = (kind: 'online' | 'joined') => changes.flatMap((c) => (kind === 'online' ? c.online : c.joined.map((m) => `${m.room}:${m.user}`)));
+    await eventually(() => {
+      assert.deepEqual(reported('online').sort(), users.filter((u) => u !== 'u7').sort());
+      assert.deepEqual(reported('joined'), ['r:u0']);
+    });
+    assert.equal((await statusOf(store, ['u7'])).u7, 'online', 'the wrong-typed key reads as present');
+
+    await direct.del(`${server.prefix}{u:u7}devices`);
+    await eventually(() => assert.ok(reported('online').includes('u7')));
+    assert.deepEqual(Object.values(await statusOf(store, users)), users.map(() => 'online'));
+    assert.deepEqual(await store.members('r'), [{ user: 'u0', device: 'd' }]);
+    assert.equal(reported('online').length, users.length, 'each user reported online once');
+  });
+});

@@ -118,7 +118,8 @@ function serverArgs(port: number, dir: string): string[] {
   return ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir];
 }
 
-export async function startRedisCluster(t: TestContext, masters = 3): Promise<RedisClusterDeployment> {
+/** `requireFullCoverage: false`: masters keep serving their slots while another master is down (cluster-require-full-coverage no). */
+export async function startRedisCluster(t: TestContext, masters = 3, options: { requireFullCoverage?: boolean } = {}): Promise<RedisClusterDeployment> {
   const { dir, processes } = workspace(t, 'rcluster');
   const ports: number[] = [];
   while (ports.length < masters) {
@@ -128,7 +129,17 @@ export async function startRedisCluster(t: TestContext, masters = 3): Promise<Re
   }
   for (const port of ports) {
     processes.spawn(
-      [...serverArgs(port, dir), '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000'],
+      [
+        ...serverArgs(port, dir),
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        join(dir, `nodes-${port}.conf`),
+        '--cluster-node-timeout',
+        '2000',
+        '--cluster-require-full-coverage',
+        options.requireFullCoverage === false ? 'no' : 'yes',
+      ],
       join(dir, `redis-${port}.log`),
     );
   }

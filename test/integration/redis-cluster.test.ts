@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import { checkDirectSignaling, checkHealthyOnRedis, checkPresence, checkRooms, checkTakeover } from '../helpers/cluster-checks';
 import { eventually } from '../helpers/eventually';
+import { http } from '../helpers/http';
 import { startTestNode, TEST_SECRET, type TestNode } from '../helpers/node';
 import { spawnNode } from '../helpers/process';
 import { redisCli, redisCliLines, startRedisCluster, type RedisClusterDeployment } from '../helpers/redis-topologies';
@@ -14,13 +15,28 @@ async function startClusterNodes(
   t: TestContext,
   count: number,
   env: Record<string, string> = {},
+  options: Parameters<typeof startRedisCluster>[2] = {},
 ): Promise<{ redis: RedisClusterDeployment; nodes: [TestNode, TestNode, TestNode] }> {
   // Hooks run in registration order: the nodes must leave Redis before its processes are killed.
   const nodes: TestNode[] = [];
   t.after(() => Promise.all(nodes.map((n) => n.close())));
-  const redis = await startRedisCluster(t);
+  const redis = await startRedisCluster(t, 3, options);
   for (let i = 0; i < count; i++) nodes.push(await startTestNode(undefined, { REDIS_CLUSTER_NODES: redis.nodes, REDIS_PREFIX: redis.prefix, ...env }));
   return { redis, nodes: nodes as [TestNode, TestNode, TestNode] };
+}
+
+/** Which master port owns a slot, from CLUSTER NODES (`<id> <host:port@bus> <flags> ... <slot ranges>`). */
+async function slotOwners(port: number): Promise<(slot: number) => number | undefined> {
+  const ranges: [number, number, number][] = [];
+  for (const line of await redisCliLines(port, 'cluster', 'nodes')) {
+    const fields = line.split(' ');
+    const owner = Number(fields[1]?.split('@')[0]?.split(':').pop());
+    for (const range of fields.slice(8)) {
+      const [from = '', to = from] = range.split('-');
+      ranges.push([Number(from), Number(to), owner]);
+    }
+  }
+  return (slot) => ranges.find(([from, to]) => slot >= from && slot <= to)?.[2];
 }
 
 describe('Redis Cluster: signaling, rooms, presence across nodes', () => {
@@ -36,6 +52,25 @@ describe('Redis Cluster: signaling, rooms, presence across nodes', () => {
     const { nodes } = await startClusterNodes(t, 3);
     await checkHealthyOnRedis(nodes);
     await checkPresence(t, nodes);
+  });
+
+  test('a master going down makes the nodes unready, though the other masters still serve and their own probe still passes', async (t) => {
+    // Without full coverage the healthy masters keep answering: only the slot check can tell.
+    const { redis, nodes } = await startClusterNodes(t, 2, {}, { requireFullCoverage: false });
+    await checkHealthyOnRedis(nodes);
+    // The master to kill holds neither node's probe channel: each node's own probe keeps passing.
+    const probeSlots = await Promise.all(
+      nodes.map(async (node) => Number(await redisCli(['-p', String(redis.ports[0]), 'cluster', 'keyslot', `${redis.prefix}{n:${node.config.nodeId}}n:${node.config.nodeId}`]))),
+    );
+    const owners = await slotOwners(redis.ports[0] ?? 0);
+    const victim = redis.ports.findIndex((port) => probeSlots.every((slot) => owners(slot) !== port));
+    assert.ok(victim !== -1, 'every master holds a probe channel; cannot pick one to kill');
+    process.kill(redis.pids[victim] ?? 0, 'SIGKILL');
+    for (const node of nodes) {
+      await eventually(async () => assert.equal((await http(node.port, 'GET', '/ready')).status, 503), 10_000, 50);
+      const health = (await http(node.port, 'GET', '/health')).json() as Record<string, unknown>;
+      assert.deepEqual([health.status, health.redis], ['unhealthy', 'down']);
+    }
   });
 
   test('takeover across nodes: the newer connection wins, the older closes 4009', async (t) => {
