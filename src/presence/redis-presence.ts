@@ -1,55 +1,40 @@
-// Presence and room membership in Redis, every entry hung on its node's lease
-// (node-lease.ts).
+// Presence and room membership in Redis for a cluster: what this node asserts,
+// and keeping Redis in step with it. The layout of one entry and its fencing
+// are in leased-entries.ts; the node's lease in node-lease.ts.
 //
-//   {u:<user>}devices     HASH device → "<session>|<lease>"           (Lua: online/offline, takeover)
-//   {r:<room>}members     HASH session → "<user>/<device>/<lease>"
-//   {n:<lease>}devices    SET  "<user>/<device>/<session>"            what a lease holds, for reaping
-//   {n:<lease>}rooms      SET  "<room>/<session>/<user>/<device>"
-//
-// Nothing outlives its owner:
-// - the lease's index is written before the entry it names (and removed after
-//   it), so a reaper always finds everything a dead lease holds;
-// - every removal is fenced: it removes an entry only if the entry still names
-//   the session and the lease it means (a replaced session's goodbye, or a
-//   reaper of an old lease, removes nothing of its successor's);
-// - shutdown removes the node's entries, then its lease; when it cannot, it
-//   leaves the lease to expire and a survivor reaps.
+//   connect/join ──► local intent ──► LeasedEntries write ──► result to the router
+//                         │ (write failed: Redis down)
+//                         └──► next heartbeat: sync ──► StoreChanges to the router
 //
 // This node keeps what it asserts (its live devices and memberships). A write
 // that fails during an outage is not queued: the next heartbeat that reaches
 // Redis writes the devices Redis has not got (`unsynced`), compares the
 // lease's index with the live sessions to remove what a lost goodbye left
-// (`staleMayExist`), and reports what it changed, so the memory used during an
-// outage is bounded by the live sessions, however long it lasts. A lost lease
-// is a restore: everything is written again under a new lease id, resuming
-// where the last heartbeat stopped, and memberships Redis had lost are
-// announced again (member_joined).
+// (`staleMayExist`), and reports what it changed. The memory used during an
+// outage is bounded by the live sessions, however long it lasts.
 //
-// Keys carry hash tags, so on Redis Cluster each script touches one slot.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+// A lost lease (Redis restarted empty, or peers reaped this node while it was
+// cut off) is a restore: everything is written again under a new lease id,
+// resuming where the last heartbeat stopped, and what Redis had lost is
+// announced again (online, member_joined). A restored device yields to a
+// newer connection of the same device that registered meanwhile.
+//
+// Shutdown removes the node's entries, then its lease; when it cannot, it
+// leaves the lease to expire and a survivor reaps.
 import type { RedisClient } from '../bus/redis-clients';
 import type { Logger } from '../log/logger';
 import type { Member, PresenceStatus } from '../protocol/server-frames';
 import type { MaybePromise } from '../util/maybe-promise';
+import { asError, LeasedEntries, type DeviceWritten } from './leased-entries';
 import { NodeLease } from './node-lease';
 import { isEmpty, noChanges, statusRecord, type AddResult, type DeviceConnection, type PresenceStore, type StoreChanges } from './presence';
 
 /** The lease is this part of PRESENCE_TTL_MS, renewed every HEARTBEAT_FRACTION of it: expiry plus one reaper pass fit in the TTL. */
 const LEASE_FRACTION = 2 / 3;
 const HEARTBEAT_FRACTION = 1 / 4;
-/** Leases claimed per reaper pass, and entries written or scanned per round trip. */
+/** Leases claimed per reaper pass, and entries written per round trip by a sync. */
 const REAP_BATCH = 16;
 const SYNC_BATCH = 200;
-
-interface Scripts {
-  sbAddDevice(key: string, device: string, holder: string, mode: 'fresh' | 'restore'): Promise<[number, string | null, number]>;
-  sbRemoveDevice(key: string, device: string, holder: string): Promise<number>;
-  sbJoinRoom(key: string, session: string, member: string): Promise<[number, string[]]>;
-  sbLeaveRoom(key: string, session: string, member: string): Promise<number>;
-}
-
-const lua = (name: string) => readFileSync(join(__dirname, 'lua', `${name}.lua`), 'utf8');
 
 export interface RedisPresenceOptions {
   redis: RedisClient;
@@ -66,15 +51,14 @@ interface LocalDevice {
 }
 
 export class RedisPresence implements PresenceStore {
-  private readonly redis: RedisClient & Scripts;
-  private readonly prefix: string;
+  private readonly entries: LeasedEntries;
+  private readonly lease: NodeLease;
   private readonly heartbeatMs: number;
   private readonly logger: Logger;
-  private readonly lease: NodeLease;
   private readonly listeners: ((changes: StoreChanges) => MaybePromise<void>)[] = [];
   /** session → this node's live device. */
   private readonly devices = new Map<string, LocalDevice>();
-  /** session → room → member: this node's memberships that Redis acknowledged. */
+  /** session → room → member: this node's memberships (set before they are written). */
   private readonly rooms = new Map<string, Map<string, Member>>();
   /** Sessions whose device Redis has not got (a failed write, or a lost lease). */
   private readonly unsynced = new Set<string>();
@@ -88,22 +72,11 @@ export class RedisPresence implements PresenceStore {
   private beating: Promise<void> | undefined;
 
   constructor(options: RedisPresenceOptions) {
-    this.prefix = options.prefix;
     this.heartbeatMs = Math.max(100, Math.round(options.ttlMs * HEARTBEAT_FRACTION));
     this.logger = options.logger;
-    const redis = options.redis;
-    redis.defineCommand('sbAddDevice', { numberOfKeys: 1, lua: lua('add-device') });
-    redis.defineCommand('sbRemoveDevice', { numberOfKeys: 1, lua: lua('remove-device') });
-    redis.defineCommand('sbJoinRoom', { numberOfKeys: 1, lua: lua('join-room') });
-    redis.defineCommand('sbLeaveRoom', { numberOfKeys: 1, lua: lua('leave-room') });
-    this.redis = redis as RedisClient & Scripts;
-    this.lease = new NodeLease(redis, options.prefix, options.nodeId, Math.round(options.ttlMs * LEASE_FRACTION));
+    this.entries = new LeasedEntries(options.redis, options.prefix);
+    this.lease = new NodeLease(options.redis, options.prefix, options.nodeId, Math.round(options.ttlMs * LEASE_FRACTION));
   }
-
-  private userKey = (user: string) => `${this.prefix}{u:${user}}devices`;
-  private roomKey = (room: string) => `${this.prefix}{r:${room}}members`;
-  private devicesIndex = (lease: string) => `${this.prefix}{n:${lease}}devices`;
-  private roomsIndex = (lease: string) => `${this.prefix}{n:${lease}}rooms`;
 
   async start(): Promise<void> {
     await this.lease.create();
@@ -122,7 +95,8 @@ export class RedisPresence implements PresenceStore {
     this.devices.set(conn.session, local);
     try {
       const written = await this.writeDevice(local);
-      return written === undefined ? { wentOnline: false } : addResult(written);
+      if (written?.replaced === undefined) return { wentOnline: written?.wentOnline ?? false };
+      return { wentOnline: written.wentOnline, replaced: written.replaced };
     } catch (error) {
       // Registered by the next heartbeat that reaches Redis; the write may have landed, too.
       if (this.devices.get(conn.session) === local) this.unsynced.add(conn.session);
@@ -131,54 +105,35 @@ export class RedisPresence implements PresenceStore {
     }
   }
 
-  /**
-   * Writes a live device: the lease's index first, then the device. Undefined when the session
-   * went away meanwhile (its goodbye was issued first, so nothing may be written after it).
-   */
-  private async writeDevice(local: LocalDevice): Promise<(AddResult & { lost: boolean }) | undefined> {
-    const { user, device, session } = local.conn;
-    const lease = this.lease.id;
-    await this.redis.sadd(this.devicesIndex(lease), `${user}/${device}/${session}`);
-    if (this.devices.get(session) !== local) return undefined;
-    const [wentOnline, previous, lost] = await this.redis.sbAddDevice(this.userKey(user), device, `${session}|${lease}`, local.registered ? 'restore' : 'fresh');
-    local.registered = true;
-    const result: AddResult & { lost: boolean } = { wentOnline: wentOnline === 1, lost: lost === 1 };
-    if (previous !== null && lost !== 1) {
-      const [previousSession = '', previousLease = ''] = previous.split('|');
-      if (previousSession !== session) result.replaced = { session: previousSession, node: NodeLease.nodeOf(previousLease) };
-    }
-    return result;
+  /** Undefined when the session went away before its entry was written. */
+  private async writeDevice(local: LocalDevice): Promise<DeviceWritten | undefined> {
+    const written = await this.entries.addDevice(this.lease.id, local.conn, local.registered ? 'restore' : 'fresh', () => this.devices.get(local.conn.session) === local);
+    if (written !== undefined) local.registered = true;
+    return written;
   }
 
   async removeDevice(conn: DeviceConnection): Promise<{ wentOffline: boolean }> {
     this.devices.delete(conn.session);
     this.unsynced.delete(conn.session);
     try {
-      return { wentOffline: (await this.removeEntry(this.lease.id, conn.user, conn.device, conn.session)) === 1 };
+      return { wentOffline: await this.entries.removeDevice(this.lease.id, conn.user, conn.device, conn.session) };
     } catch (error) {
       this.failed();
       throw error;
     }
   }
 
-  /** Fenced removal of a device entry held under `lease`, then its index entry; 1 when the user went offline. */
-  private async removeEntry(lease: string, user: string, device: string, session: string): Promise<number> {
-    const wentOffline = await this.redis.sbRemoveDevice(this.userKey(user), device, `${session}|${lease}`);
-    await this.redis.srem(this.devicesIndex(lease), `${user}/${device}/${session}`);
-    return wentOffline;
-  }
-
   async status(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
-    const counts = await Promise.all(users.map((user) => this.redis.exists(this.userKey(user))));
+    const online = await this.entries.online(users);
     const out = statusRecord();
-    users.forEach((user, i) => (out[user] = counts[i] === 1 ? 'online' : 'offline'));
+    users.forEach((user, i) => (out[user] = online[i] === true ? 'online' : 'offline'));
     return out;
   }
 
   // ── rooms ───────────────────────────────────────────────────────────────
 
-  async members(room: string): Promise<Member[]> {
-    return (await this.redis.hvals(this.roomKey(room))).map(parseMember);
+  members(room: string): Promise<Member[]> {
+    return this.entries.members(room);
   }
 
   async joinRoom(room: string, member: Member & { session: string; node: string }): Promise<Member[]> {
@@ -197,20 +152,15 @@ export class RedisPresence implements PresenceStore {
     }
   }
 
-  /** The lease's index first, then the membership; undefined when it was left meanwhile. */
-  private async writeMembership(session: string, room: string, member: Member): Promise<{ added: boolean; members: Member[] } | undefined> {
-    const lease = this.lease.id;
-    await this.redis.sadd(this.roomsIndex(lease), `${room}/${session}/${member.user}/${member.device}`);
-    if (this.rooms.get(session)?.get(room) !== member) return undefined;
-    const [added, values] = await this.redis.sbJoinRoom(this.roomKey(room), session, `${member.user}/${member.device}/${lease}`);
-    return { added: added === 1, members: values.map(parseMember) };
+  private writeMembership(session: string, room: string, member: Member): ReturnType<LeasedEntries['joinRoom']> {
+    return this.entries.joinRoom(this.lease.id, room, session, member, () => this.rooms.get(session)?.get(room) === member);
   }
 
   async leaveRoom(room: string, member: Member & { session: string }): Promise<boolean> {
     this.forgetRoom(member.session, room);
     this.unsyncedRooms.get(member.session)?.delete(room);
     try {
-      return (await this.removeMembership(this.lease.id, room, member.session, member)) === 1;
+      return await this.entries.leaveRoom(this.lease.id, room, member.session, member);
     } catch (error) {
       this.failed();
       throw error;
@@ -221,13 +171,6 @@ export class RedisPresence implements PresenceStore {
     const rooms = this.rooms.get(session);
     rooms?.delete(room);
     if (rooms?.size === 0) this.rooms.delete(session);
-  }
-
-  /** Fenced removal of a membership held under `lease`, then its index entry; 1 when it was removed. */
-  private async removeMembership(lease: string, room: string, session: string, member: Member): Promise<number> {
-    const removed = await this.redis.sbLeaveRoom(this.roomKey(room), session, `${member.user}/${member.device}/${lease}`);
-    await this.redis.srem(this.roomsIndex(lease), `${room}/${session}/${member.user}/${member.device}`);
-    return removed;
   }
 
   // ── heartbeat: lease, deferred writes, reaping ──────────────────────────
@@ -319,15 +262,11 @@ export class RedisPresence implements PresenceStore {
   /** Removes what this lease's index names and no live session asserts (goodbyes lost in an outage). */
   private async removeStale(changes: StoreChanges): Promise<void> {
     const lease = this.lease.id;
-    await this.scan(this.devicesIndex(lease), async (entry) => {
-      const [user = '', device = '', session = ''] = entry.split('/');
-      if (this.devices.has(session)) return;
-      if ((await this.removeEntry(lease, user, device, session)) === 1) changes.offline.push(user);
+    await this.entries.scanDevices(lease, async (user, device, session) => {
+      if (!this.devices.has(session) && (await this.entries.removeDevice(lease, user, device, session))) changes.offline.push(user);
     });
-    await this.scan(this.roomsIndex(lease), async (entry) => {
-      const [room = '', session = '', user = '', device = ''] = entry.split('/');
-      if (this.rooms.get(session)?.has(room) === true) return;
-      if ((await this.removeMembership(lease, room, session, { user, device })) === 1) changes.left.push({ room, user, device });
+    await this.entries.scanRooms(lease, async (room, session, member) => {
+      if (this.rooms.get(session)?.has(room) !== true && (await this.entries.leaveRoom(lease, room, session, member))) changes.left.push({ room, ...member });
     });
   }
 
@@ -337,33 +276,17 @@ export class RedisPresence implements PresenceStore {
       this.logger.warn({ deadNode: NodeLease.nodeOf(lease) }, 'reaping a node whose lease expired');
       const changes = noChanges();
       try {
-        await this.scan(this.roomsIndex(lease), async (entry) => {
-          const [room = '', session = '', user = '', device = ''] = entry.split('/');
-          if ((await this.removeMembership(lease, room, session, { user, device })) === 1) changes.left.push({ room, user, device });
+        await this.entries.scanRooms(lease, async (room, session, member) => {
+          if (await this.entries.leaveRoom(lease, room, session, member)) changes.left.push({ room, ...member });
         });
-        await this.scan(this.devicesIndex(lease), async (entry) => {
-          const [user = '', device = '', session = ''] = entry.split('/');
-          if ((await this.removeEntry(lease, user, device, session)) === 1) changes.offline.push(user);
+        await this.entries.scanDevices(lease, async (user, device, session) => {
+          if (await this.entries.removeDevice(lease, user, device, session)) changes.offline.push(user);
         });
         await this.lease.reaped(lease);
       } finally {
         await this.emit(changes);
       }
     }
-  }
-
-  /**
-   * Visits every member of a set, a batch per round trip (SSCAN: a large index never blocks Redis).
-   * Every visit of a batch settles before a failure is raised, so no change made is left unreported.
-   */
-  private async scan(key: string, visit: (entry: string) => Promise<void>): Promise<void> {
-    let cursor = '0';
-    do {
-      const [next, entries] = await this.redis.sscan(key, cursor, 'COUNT', SYNC_BATCH);
-      const failed = (await Promise.allSettled(entries.map(visit))).find((result) => result.status === 'rejected');
-      if (failed !== undefined) throw asError(failed.reason);
-      cursor = next;
-    } while (cursor !== '0');
   }
 
   // ── shutdown ────────────────────────────────────────────────────────────
@@ -378,10 +301,9 @@ export class RedisPresence implements PresenceStore {
     await this.beating;
     try {
       await this.sync();
-      const lease = this.lease.id;
-      const [devices, rooms] = await Promise.all([this.redis.scard(this.devicesIndex(lease)), this.redis.scard(this.roomsIndex(lease))]);
-      if (this.devices.size > 0 || this.rooms.size > 0 || devices + rooms > 0) {
-        this.logger.warn({ devices, rooms }, 'connections remain in Redis; leaving the lease to expire so that a peer reaps them');
+      const indexed = await this.entries.indexed(this.lease.id);
+      if (this.devices.size > 0 || this.rooms.size > 0 || indexed > 0) {
+        this.logger.warn({ devices: this.devices.size, indexed }, 'connections remain in Redis; leaving the lease to expire so that a peer reaps them');
         return;
       }
       await this.lease.release();
@@ -399,19 +321,6 @@ export class RedisPresence implements PresenceStore {
     if (isEmpty(changes)) return;
     for (const listener of this.listeners) await listener(changes);
   }
-}
-
-function asError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new Error(String(reason));
-}
-
-function addResult({ wentOnline, replaced }: AddResult): AddResult {
-  return replaced === undefined ? { wentOnline } : { wentOnline, replaced };
-}
-
-function parseMember(value: string): Member {
-  const [user = '', device = ''] = value.split('/');
-  return { user, device };
 }
 
 /** The set's members in arrays of SYNC_BATCH (a snapshot: the set may change while they are written). */
