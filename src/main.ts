@@ -122,12 +122,14 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
 
   let stopping: Promise<void> | undefined;
   const stop = async (spreadMs: number) => {
+    const deadline = performance.now() + config.SHUTDOWN_TIMEOUT_MS;
     health.setDraining();
     router.watches.beginDrain();
     logger.info({ connections: sessions.size, spreadMs }, 'draining');
     await drainSessions([...sessions], { spreadMs, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, close: spreadMs > 0 ? CLOSE.draining : CLOSE.going_away });
-    // Bounded: a detach waiting for Redis (an outage during the drain) leaves its entries to the lease.
-    await router.settled(config.SHUTDOWN_TIMEOUT_MS);
+    // Within what is left of SHUTDOWN_TIMEOUT_MS: a detach still waiting for Redis then leaves its
+    // entries to the lease, which expires (presence.close keeps it when entries remain).
+    await router.settled(Math.max(0, deadline - performance.now()));
     // Clients reconnect as they are closed; give the last ones a moment before declaring anyone offline.
     await router.watches.finishDrain(spreadMs > 0 ? Math.min(DRAIN_PRESENCE_GRACE_MS, config.SHUTDOWN_TIMEOUT_MS) : 0);
     health.stop();
