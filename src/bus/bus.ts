@@ -6,7 +6,11 @@
 // - at-most-once: a message is delivered to each subscribed node once or not
 //   at all (Redis pub/sub semantics); nothing is stored for absent nodes;
 // - per-publisher order: messages one node publishes to one channel arrive at
-//   every subscriber in the order they were published;
+//   every subscriber in the order they were published; so do the messages it
+//   publishes to one user's channels (user, device and presence: `channels`
+//   below), taken together. A device hears on both its user's and its own
+//   channel, and SPEC §3.2 keeps order per (sender, recipient) whichever way
+//   the sender addressed it (issue 12). Between other channels, no order;
 // - a node receives its own publishes on channels it subscribes to (the
 //   health probe relies on it; the router drops its own envelopes);
 // - `publish` resolves with the number of subscribed nodes, this node

@@ -4,14 +4,24 @@
 //        └─► setImmediate flush: one script call, PUBLISH <prefix>ch "2:m1 2:m2" and PUBLISH <prefix>ch2 "..."
 //   Redis ──► every node subscribed to ch ──► split the batch ──► handler(m1), handler(m2)
 //
-// Batching: every message published during one event-loop turn for the same
-// channel goes out as one PUBLISH (length-prefixed frames in one payload), and
+// Batching: messages published during one event-loop turn for the same
+// channel go out as one PUBLISH (length-prefixed frames in one payload), and
 // all of a turn's PUBLISHes go in one call of lua/publish-batches.lua. ioredis
 // auto-pipelining keeps only one pipeline in flight per connection, so each
 // message would wait a full round trip; gathering a turn's messages measured
 // 1.5–2× faster here, and one script call instead of a pipeline of PUBLISHes
 // took the sending node's CPU per message down 1.2–1.8× (bench W2). All
 // messages of a batch share its result: the PUBLISH subscriber count.
+//
+// Order (bus.ts): a user's channels u:<user>, d:<user>/<device> and p:<user>
+// reach the same devices, so the order between them is the order a device
+// sees (SPEC §3.2, issue 12: offer to bob, candidate to bob's d1, candidate to
+// bob, batched per channel, reached d1 as 1, 3, 2). They share a hash tag, and
+// batches never reorder messages of one tag: a message joins its channel's
+// batch only while that batch took the tag's latest message; otherwise it
+// begins a new batch. Batches go out in the order they began, and Redis runs
+// them in that order (see flush). Channels of other tags do not split a batch:
+// a turn to 1000 users is still one PUBLISH per user (bench W2).
 //
 // Subscriptions are lazy and per channel (the router's Subscriptions decide);
 // never a pattern subscription. On Redis Cluster, SPUBLISH/SSUBSCRIBE (sharded
@@ -33,8 +43,11 @@ export interface RedisBusOptions {
   logger: Logger;
 }
 
-/** One turn's messages for one channel, and who waits for their PUBLISH's result. */
+/** Consecutive messages of one turn for one channel (of its hash tag), and who waits for their PUBLISH's result. */
 interface Batch {
+  channel: string;
+  /** hashTag(channel), kept for the Redis name and to tell whether the batch still takes the tag's messages. */
+  tag: string;
   messages: string[];
   waiters: PublishWaiter[];
 }
@@ -72,8 +85,8 @@ export function decodeBatch(payload: string): string[] | undefined {
 }
 
 /** The Redis name of a bus channel. The `{tag}` keeps a user's channels and keys in one cluster slot. */
-export function redisChannel(prefix: string, channel: string): string {
-  return `${prefix}{${hashTag(channel)}}${channel}`;
+export function redisChannel(prefix: string, channel: string, tag = hashTag(channel)): string {
+  return `${prefix}{${tag}}${channel}`;
 }
 
 export function hashTag(channel: string): string {
@@ -95,7 +108,12 @@ export class RedisBus implements Bus {
   readonly kind = 'redis';
   private readonly handlers = new Map<string, BusHandler>();
   private readonly channelOf = new Map<string, string>();
-  private pending = new Map<string, Batch>();
+  /** The turn's batches, in the order they began: the order they are published in. */
+  private pending: Batch[] = [];
+  /** Each channel's newest pending batch. */
+  private readonly newest = new Map<string, Batch>();
+  /** The pending batch that took each hash tag's latest message: the only one of the tag that may grow. */
+  private readonly open = new Map<string, Batch>();
   private flushScheduled = false;
   private pendingMessages = 0;
   private readonly flushSoon = (): void => {
@@ -138,8 +156,11 @@ export class RedisBus implements Bus {
   publishThen(channel: string, message: string, waiter: PublishWaiter): void {
     if (this.closed) return waiter.published(undefined, new Error('bus closed'));
     if (!this.isUp()) return waiter.published(undefined, new Error('redis is not connected'));
-    let batch = this.pending.get(channel);
-    if (batch === undefined) this.pending.set(channel, (batch = { messages: [], waiters: [] }));
+    // Joining a batch costs one lookup more than a batch per channel did, and allocates nothing;
+    // beginning one costs one Map.set more and the tag (computed at flush before). With 1000
+    // users a turn (bench W2) nearly every message begins a batch; u:<user> is its own tag.
+    let batch = this.newest.get(channel);
+    if (batch === undefined || this.open.get(batch.tag) !== batch) batch = this.begin(channel);
     batch.messages.push(message);
     batch.waiters.push(waiter);
     // A busy turn (one poll phase reading thousands of sockets) would otherwise hold every message
@@ -149,6 +170,16 @@ export class RedisBus implements Bus {
       this.flushScheduled = true;
       setImmediate(this.flushSoon);
     }
+  }
+
+  /** A new batch for `channel`, after every pending one: from now on its tag's messages go here. */
+  private begin(channel: string): Batch {
+    const tag = hashTag(channel);
+    const batch: Batch = { channel, tag, messages: [], waiters: [] };
+    this.pending.push(batch);
+    this.newest.set(channel, batch);
+    this.open.set(tag, batch);
+    return batch;
   }
 
   othersMayListen(): boolean {
@@ -170,28 +201,38 @@ export class RedisBus implements Bus {
   }
 
   private flush(): void {
-    if (this.pending.size === 0) return;
+    if (this.pending.length === 0) return;
     this.pendingMessages = 0;
     const batches = this.pending;
-    this.pending = new Map();
+    this.pending = [];
+    this.newest.clear();
+    this.open.clear();
     const { commands, prefix, sharded } = this.options;
     if (sharded) {
-      // A cluster script call (or pipeline) must stay within one slot: one SPUBLISH per channel,
-      // each routed to its shard by ioredis.
-      for (const [channel, { messages, waiters }] of batches)
-        commands.spublish(redisChannel(prefix, channel), offHeap(messages)).then(
+      // A cluster script call (or pipeline) must stay within one slot: one SPUBLISH per batch,
+      // each routed to its shard by ioredis. Order holds for a tag: one tag is one slot, which
+      // ioredis sends to the slot's master on its one connection, in call order (Cluster
+      // sendCommand), and Redis runs a connection's commands in order. Not while the slot map
+      // changes: a SPUBLISH answered MOVED or TRYAGAIN is sent again later and may be overtaken
+      // (resharding or failover; pub/sub is at-most-once then anyway).
+      for (const { channel, tag, messages, waiters } of batches)
+        commands.spublish(redisChannel(prefix, channel, tag), offHeap(messages)).then(
           (count) => this.settle(waiters, Number(count)),
           (error: unknown) => this.settle(waiters, undefined, error),
         );
       return;
     }
-    // One script call publishes every channel's batch. A pipeline of PUBLISHes costs ioredis a
-    // command object, a promise and a timeout timer per channel, held until Redis replies; with
-    // many recipients a turn has about as many channels as messages (bench W2, 1000 pairs).
+    // One script call publishes every batch, in order (a script runs its PUBLISHes one after the
+    // other; a subscriber's connection gets the messages in that order). A pipeline of PUBLISHes
+    // costs ioredis a command object, a promise and a timeout timer per channel, held until Redis
+    // replies; with many recipients a turn has about as many channels as messages (bench W2,
+    // 1000 pairs). An early flush is a script call of its own, sent before the next one on the
+    // same connection, and Redis runs a connection's commands in order.
     const args: (string | Buffer)[] = [];
+    // Only the waiters wait for the reply, not the batches: their messages are garbage once copied.
     const waiting: PublishWaiter[][] = [];
-    for (const [channel, { messages, waiters }] of batches) {
-      args.push(redisChannel(prefix, channel), offHeap(messages));
+    for (const { channel, tag, messages, waiters } of batches) {
+      args.push(redisChannel(prefix, channel, tag), offHeap(messages));
       waiting.push(waiters);
     }
     this.commands.sbPublishBatches(...args).then(

@@ -3,7 +3,7 @@
 // sharing one backend; the Redis bus adds its factory here.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Bus } from '../../src/bus/bus';
+import { channels, type Bus } from '../../src/bus/bus';
 import { MemoryBroker, MemoryBus } from '../../src/bus/memory-bus';
 import { RedisBus } from '../../src/bus/redis-bus';
 import { connectRedis } from '../../src/bus/redis-clients';
@@ -126,6 +126,40 @@ export function busContract(factory: BusFactory): void {
           assert.deepEqual(atB.get(channel), i % 3 >= 1 ? sent : undefined);
           assert.deepEqual(atC.get(channel), i % 3 === 2 ? sent : undefined);
         }
+      });
+    });
+
+    test("keeps one publisher's order across a user's channels (u:, d:, p:) in one turn, across early flushes", async (t) => {
+      const { buses, cleanup } = await factory.create(2);
+      t.after(cleanup);
+      const [a, b] = buses as [Bus, Bus];
+      // Issue 12: u:bob, d:bob/d1 and p:bob reach the same devices; batched per channel they left as
+      // u:bob [1, 3], d:bob/d1 [2], and d1 received 1, 3, 2. carol's channel, interleaved, must not
+      // disturb bob's order nor lose its own.
+      const bob = [channels.user('bob'), channels.device('bob', 'd1'), channels.presence('bob')] as const;
+      const [user, device, presence] = bob;
+      const carol = channels.user('carol');
+      const atBob: string[] = [];
+      const atCarol: string[] = [];
+      for (const channel of bob) await b.subscribe(channel, (m) => atBob.push(m));
+      await b.subscribe(carol, (m) => atCarol.push(m));
+      // Runs of one channel (which may share a batch) and switches (which may not); 700 messages
+      // are more than the Redis bus gathers before flushing early.
+      const pattern = [user, device, user, device, device, user, user, presence, carol, device, carol, user];
+      const toBob: string[] = [];
+      const toCarol: string[] = [];
+      const counts: (number | undefined)[] = [];
+      for (let i = 0; i < 700; i++) {
+        const channel = pattern[i % pattern.length] ?? user;
+        const message = `${channel}#${i}`;
+        (channel === carol ? toCarol : toBob).push(message);
+        a.publishThen(channel, message, { published: (count) => counts.push(count) });
+      }
+      await eventually(() => assert.equal(counts.length, 700));
+      assert.ok(counts.every((c) => c === 1));
+      await eventually(() => {
+        assert.deepEqual(atBob, toBob);
+        assert.deepEqual(atCarol, toCarol);
       });
     });
 
