@@ -111,9 +111,9 @@ export class RedisBus implements Bus {
   /** The turn's batches, in the order they began: the order they are published in. */
   private pending: Batch[] = [];
   /** Each channel's newest pending batch. */
-  private readonly newest = new Map<string, Batch>();
+  private newest = new Map<string, Batch>();
   /** The pending batch that took each hash tag's latest message: the only one of the tag that may grow. */
-  private readonly open = new Map<string, Batch>();
+  private open = new Map<string, Batch>();
   private flushScheduled = false;
   private pendingMessages = 0;
   private readonly flushSoon = (): void => {
@@ -204,9 +204,15 @@ export class RedisBus implements Bus {
     if (this.pending.length === 0) return;
     this.pendingMessages = 0;
     const batches = this.pending;
+    // New maps, not clear(): V8 allocates a cleared map's new table, and each one it grows into, in
+    // the generation of the old table. These maps live as long as the bus, so with clear() every
+    // turn's tables were allocated in the old generation, held the turn's batches as old-to-young
+    // references, and were reclaimed only by full GCs (bench W2, 100 pairs, window 10: sending
+    // node's GC 7 -> 15 %, 6 -> 8 µs a message; a promoted Map refilled with 1000 objects 20,000
+    // times: 21-25 s of CPU with clear(), 1.1-1.5 s with a new Map).
     this.pending = [];
-    this.newest.clear();
-    this.open.clear();
+    this.newest = new Map();
+    this.open = new Map();
     const { commands, prefix, sharded } = this.options;
     if (sharded) {
       // A cluster script call (or pipeline) must stay within one slot: one SPUBLISH per batch,
