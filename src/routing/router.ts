@@ -12,7 +12,9 @@
 // bus hands it to their node (at most once). The ack means "handed to the
 // recipient's node": a local delivery, or a publish that reached at least one
 // other node. A node ignores its own envelopes (it delivered locally already).
-// Order per (sender, recipient) holds because both paths are FIFO.
+// Order per (sender, recipient device) holds, whether the sender addressed the
+// user or the device: local delivery is synchronous, and the bus keeps one
+// publisher's order across a user's channels (bus.ts, redis-bus.ts).
 //
 // A session's cluster state follows the state machine in local-index.ts:
 // attach subscribes its channels and registers it in the presence store; a
