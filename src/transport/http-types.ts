@@ -11,7 +11,10 @@ export interface RequestInfo {
   path: string;
   /** Raw query string without `?` (may hold a token: never log it). */
   query: string;
-  /** Lowercase names; repeated headers joined with ", ". */
+  /**
+   * Lowercase names; a header sent on several lines is one entry, its lines joined with ", " in
+   * order. No prototype: a client may name a header `__proto__` or `constructor`.
+   */
   headers: Readonly<Record<string, string>>;
   /**
    * The socket peer's address as text (used for limits only; never stored). Read lazily, and only

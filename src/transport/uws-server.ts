@@ -291,30 +291,37 @@ export class UwsServer {
 
 /**
  * A snapshot of the request; `only` limits the copied headers to those a handler reads (an upgrade
- * reads two or three of a dozen). The peer address is read when first asked for: most upgrades
+ * reads two or three of a dozen), though every line is looked at to find repeats. The peer address is read when first asked for: most upgrades
  * never need it (no per-IP limit), and uWS's text form costs a copy.
  */
 function requestInfo(res: uWS.HttpResponse, req: uWS.HttpRequest, only?: readonly string[]): RequestInfo {
-  const headers: Record<string, string> = {};
-  if (only === undefined)
-    req.forEach((name, value) => {
-      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
-    });
-  else
-    for (const name of only) {
-      const value = req.getHeader(name);
-      if (value !== '') headers[name] = value;
-    }
   let peerAddress: string | undefined;
   return {
     method: req.getMethod(),
     path: req.getUrl(),
     query: req.getQuery() ?? '',
-    headers,
+    headers: copyHeaders(req, only),
     get peerAddress() {
       return (peerAddress ??= Buffer.from(res.getRemoteAddressAsText()).toString());
     },
   };
+}
+
+/**
+ * The request's headers (or only those named in `only`), repeated lines joined with ", " in the
+ * order they came (RFC 9110 §5.3). uWS's getHeader returns the first line only: behind HAProxy's
+ * `option forwardfor`, X-Forwarded-For is the client's own line followed by the one the proxy
+ * appended, and reading the first would let the client choose its address. Header names are
+ * client strings, so the map has no prototype (`__proto__` and `constructor` are plain names).
+ */
+function copyHeaders(req: uWS.HttpRequest, only: readonly string[] | undefined): Record<string, string> {
+  const headers = Object.create(null) as Record<string, string>;
+  req.forEach((name, value) => {
+    if (only !== undefined && !only.includes(name)) return;
+    const earlier = headers[name];
+    headers[name] = earlier === undefined ? value : `${earlier}, ${value}`;
+  });
+  return headers;
 }
 
 function writeReply(res: uWS.HttpResponse, reply: HttpReply, closeConnection = false): void {

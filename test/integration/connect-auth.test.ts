@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import jwt from 'jsonwebtoken';
 import { eventually } from '../helpers/eventually';
 import { startTestNode, TEST_SECRET } from '../helpers/node';
+import { rawExchange, upgradeLines } from '../helpers/raw-http';
 import { TestClient } from '../helpers/ws-client';
 
 describe('connect', () => {
@@ -122,6 +123,19 @@ describe('connection limits', () => {
     const c = await TestClient.connect(untrusted.port, { token: untrusted.token({ sub: 'ann' }) }, { 'x-forwarded-for': '198.51.100.1' });
     t.after(() => c.close());
     await assert.rejects(TestClient.connect(untrusted.port, { token }, { 'x-forwarded-for': '198.51.100.9' }), { status: 429 });
+  });
+
+  test('X-Forwarded-For on several lines (HAProxy option forwardfor): the line the trusted proxy appended counts', async (t) => {
+    const node = await startTestNode(t, { MAX_CONNECTIONS_PER_IP: '1', TRUSTED_PROXIES: '127.0.0.1' });
+    const token = node.token({ sub: 'ann' });
+    // Sent raw: HTTP clients merge repeated lines, HAProxy does not. Each client forges the same
+    // first line; the proxy's own line (last) names three clients, the first and third the same.
+    const statuses: number[] = [];
+    for (const appended of ['198.51.100.1', '198.51.100.2', '198.51.100.1']) {
+      const lines = upgradeLines(`/ws?token=${token}`, ['X-Forwarded-For: 198.51.100.7', `X-Forwarded-For: ${appended}`]);
+      statuses.push((await rawExchange(t, node.port, lines)).status);
+    }
+    assert.deepEqual(statuses, [101, 101, 429]);
   });
 
   test('a socket refused for its token gives its slot back when it is gone', async (t) => {
