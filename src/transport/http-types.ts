@@ -31,11 +31,19 @@ export interface HttpReply {
 
 export type HttpHandler = (request: RequestInfo, body: Buffer) => HttpReply | Promise<HttpReply>;
 
+/** Undefined lets the request through; a reply refuses it. */
+export type HttpAuthorizer = (request: RequestInfo) => HttpReply | undefined | Promise<HttpReply | undefined>;
+
 export interface HttpRoute {
   method: 'get' | 'post' | 'any';
   pattern: string;
   /** Bodies larger than this get 413 before the handler runs (default: no body read). */
   maxBodyBytes?: number;
+  /**
+   * Decides from the request line and headers alone, before any of the body is read: a refused
+   * request costs the server no body (the connection is closed on it, unread). Errors are 500.
+   */
+  authorize?: HttpAuthorizer;
   handle: HttpHandler;
 }
 

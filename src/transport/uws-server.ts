@@ -11,7 +11,8 @@ import { CLOSE, type Close } from '../errors/codes';
 import type { Logger } from '../log/logger';
 import { loggableUrl } from '../log/logger';
 import type { Connection } from './connection';
-import { errorReply, type HttpReply, type HttpRoute, type RequestInfo, type UpgradeDecision, type WsEndpoint, type WsHandler } from './http-types';
+import { whenReady } from '../util/maybe-promise';
+import { errorReply, type HttpAuthorizer, type HttpReply, type HttpRoute, type RequestInfo, type UpgradeDecision, type WsEndpoint, type WsHandler } from './http-types';
 
 /** Refuses to run on the package's JavaScript fallback: it is many times slower and not what was tested. */
 export function assertNativeUws(): void {
@@ -253,46 +254,81 @@ export class UwsServer {
     const info = requestInfo(res, req);
     let aborted = false;
     res.onAborted(() => (aborted = true));
-    // closeConnection: after a refused body the rest of it is still on the wire; drop the connection instead of parsing it.
-    const respond = (reply: HttpReply, closeConnection = false) => {
-      if (!aborted) res.cork(() => writeReply(res, reply, closeConnection));
+    const limit = route.maxBodyBytes;
+    const hasBody = limit !== undefined && info.method !== 'get' && info.method !== 'head';
+    // A request answered before its whole body was read has the rest still on the wire: the
+    // connection is closed rather than made to parse it.
+    let unread = hasBody;
+    const respond = (reply: HttpReply) => {
+      if (!aborted) res.cork(() => writeReply(res, reply, unread));
       aborted = true;
     };
-    const run = (body: Buffer) => {
-      try {
-        const reply = route.handle(info, body);
-        if (reply instanceof Promise)
-          reply.then(respond, (error: unknown) => {
-            this.logger.error({ err: error, path: info.path }, 'http handler failed');
-            respond(errorReply('internal', 'internal error'));
-          });
-        else respond(reply);
-      } catch (error) {
-        this.logger.error({ err: error, path: info.path }, 'http handler failed');
-        respond(errorReply('internal', 'internal error'));
-      }
+    const failed = (error: unknown) => {
+      this.logger.error({ err: error, path: info.path }, 'http handler failed');
+      respond(errorReply('internal', 'internal error'));
     };
-    const limit = route.maxBodyBytes;
-    if (limit === undefined || info.method === 'get' || info.method === 'head') return run(Buffer.alloc(0));
-    const declared = Number(info.headers['content-length'] ?? 0);
-    if (declared > limit) return respond(errorReply('payload_too_large', `body over ${limit} bytes`), true);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    res.onData((chunk, isLast) => {
+    const run = (body: Buffer) => {
       if (aborted) return;
-      size += chunk.byteLength;
-      if (size > limit) return respond(errorReply('payload_too_large', `body over ${limit} bytes`), true);
-      // Copy: uWS reuses the chunk's memory after this callback.
-      chunks.push(Buffer.from(new Uint8Array(chunk)));
-      if (isLast) run(Buffer.concat(chunks, size));
-    });
+      let reply: ReturnType<HttpRoute['handle']>;
+      try {
+        reply = route.handle(info, body);
+      } catch (error) {
+        return failed(error);
+      }
+      whenReady(reply, respond, failed);
+    };
+    let verdict: ReturnType<HttpAuthorizer>;
+    try {
+      verdict = route.authorize?.(info);
+    } catch (error) {
+      return failed(error);
+    }
+    if (!hasBody) return whenReady(verdict, (refused) => (refused === undefined ? run(Buffer.alloc(0)) : respond(refused)), failed);
+
+    const tooLarge = () => respond(errorReply('payload_too_large', `body over ${limit} bytes`));
+    const declaredTooLarge = Number(info.headers['content-length'] ?? 0) > limit;
+    const readBody = (onBody: (body: Buffer) => void) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.onData((chunk, isLast) => {
+        if (aborted) return;
+        size += chunk.byteLength;
+        if (size > limit) return tooLarge();
+        // Copy: uWS reuses the chunk's memory after this callback.
+        chunks.push(Buffer.from(new Uint8Array(chunk)));
+        if (!isLast) return;
+        unread = false;
+        onBody(Buffer.concat(chunks, size));
+      });
+    };
+    if (!(verdict instanceof Promise)) {
+      if (verdict !== undefined) return respond(verdict);
+      if (declaredTooLarge) return tooLarge();
+      return readBody(run);
+    }
+    // The verdict comes later (a JWKS fetch). uWS drops body bytes that no onData handler takes,
+    // so the reader is attached now and the socket paused until the verdict: what arrives
+    // meanwhile is at most what one socket read already held, and it waits for the verdict.
+    let authorized = false;
+    let early: Buffer | undefined;
+    if (!declaredTooLarge) readBody((body) => (authorized ? run(body) : (early = body)));
+    res.pause();
+    verdict.then((refused) => {
+      if (aborted) return;
+      if (refused !== undefined) return respond(refused);
+      if (declaredTooLarge) return tooLarge();
+      authorized = true;
+      if (early !== undefined) run(early);
+      else res.resume();
+    }, failed);
   }
 }
 
 /**
  * A snapshot of the request; `only` limits the copied headers to those a handler reads (an upgrade
- * reads two or three of a dozen), though every line is looked at to find repeats. The peer address is read when first asked for: most upgrades
- * never need it (no per-IP limit), and uWS's text form costs a copy.
+ * reads two or three of a dozen), though every line is looked at to find repeats. The peer address
+ * is read when first asked for: most upgrades never need it (no per-IP limit), and uWS's text form
+ * costs a copy.
  */
 function requestInfo(res: uWS.HttpResponse, req: uWS.HttpRequest, only?: readonly string[]): RequestInfo {
   let peerAddress: string | undefined;

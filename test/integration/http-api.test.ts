@@ -8,6 +8,7 @@ import jwt from 'jsonwebtoken';
 import { eventually } from '../helpers/eventually';
 import { http, type HttpResult } from '../helpers/http';
 import { startTestNode, type TestNode } from '../helpers/node';
+import { rawExchange } from '../helpers/raw-http';
 import { TestClient, type Frame } from '../helpers/ws-client';
 
 const MiB = 1024 * 1024;
@@ -312,6 +313,23 @@ describe('admin authentication (both endpoints)', () => {
       assert.deepEqual(eventsOf(ann), []);
     });
   }
+
+  test('a refused POST is answered before its body is read: the body announced, barely begun, never finished', async (t) => {
+    const node = await startTestNode(t);
+    const cases: [string, string[], number, number][] = [
+      ['no token', [], 1_000_000, 401],
+      ['no admin role', [`Authorization: Bearer ${node.token({ sub: 'ann' })}`], 1_000_000, 403],
+      // The token is looked at before the size: an unauthorised caller learns nothing else.
+      ['no token, over 1 MiB', [], 2 * MiB, 401],
+    ];
+    for (const [name, authorization, length, status] of cases) {
+      const lines = ['POST /v1/publish HTTP/1.1', 'Host: 127.0.0.1', ...authorization, 'Content-Type: application/json', `Content-Length: ${length}`];
+      const reply = await rawExchange(t, node.port, lines, '{"broadcast":true,');
+      assert.equal(reply.status, status, name);
+      assert.equal((JSON.parse(reply.body) as { error: string }).error, status === 401 ? 'unauthorized' : 'forbidden', name);
+    }
+    assert.equal((await publish(node, { broadcast: true, event: 'still-here' })).status, 202);
+  });
 
   test('with JWT_PUBLIC_KEY: RS256 admin token accepted; HS256 "signed" with the public key as secret → 401; alg:none → 401', async (t) => {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
