@@ -82,6 +82,12 @@ export class Metrics {
     help: 'Tunnel sidecars connected to this node',
     registers: [this.registry],
   });
+  readonly rateLimitQueueFull = new Counter({
+    name: 'signaling_rate_limit_queue_full_total',
+    help: 'Frames the cluster rate limiter decided at once instead of waiting for Redis: bound="user" refused (frames already waiting claim the budget left), bound="node" decided from this node\'s count (too many frames waiting on the node)',
+    labelNames: ['bound'] as const,
+    registers: [this.registry],
+  });
   readonly connectionsRejected = new Counter({
     name: 'signaling_connections_rejected_total',
     help: 'Upgrades refused or closed at connect, by reason',
@@ -125,6 +131,7 @@ export class Metrics {
   constructor(labels: { node: string }) {
     this.registry.setDefaultLabels(labels);
     collectDefaultMetrics({ register: this.registry });
+    for (const bound of ['user', 'node']) this.rateLimitQueueFull.inc({ bound }, 0);
   }
 
   /** Pre-creates the label sets of every known frame type so dashboards see zeros, not gaps. */

@@ -14,9 +14,21 @@
 // within ±20 % with several nodes flooding at once (cluster-rate-limit test).
 // A Redis error is never "limited": while the store fails, an in-memory limiter decides (rate-limiter-flexible's
 // insurance pattern) and the store is retried every RETRY_MS.
+//
+// Frames that wait are held in memory, so the wait is bounded twice over:
+// - per user, by the budget left: a frame that finds as many frames waiting as the window has
+//   budget left cannot be allowed in this window whatever Redis answers (the count only grows),
+//   so it is refused at once, as the memory limiter would refuse it. A flooding client thus
+//   holds at most RATE_LIMIT_POINTS frames here, however fast it sends;
+// - per node, by MAX_WAITING_FRAMES: past it Redis is not keeping up (a stall holds every
+//   active user's frames for up to the command timeout), and frames are decided from this node's
+//   own count, like the in-memory limiter during an outage, because a slow store must not limit
+//   users (this node may then run ahead of the global budget by what other nodes allowed meanwhile).
+// Both are counted in signaling_rate_limit_queue_full_total{bound="user"|"node"}.
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { RedisClient } from '../bus/redis-clients';
 import type { Logger } from '../log/logger';
+import type { Metrics } from '../metrics/metrics';
 import { ALLOWED, MemoryRateLimiter, type RateDecision, type UserRateLimiter } from './rate-limiter';
 
 /**
@@ -26,6 +38,12 @@ import { ALLOWED, MemoryRateLimiter, type RateDecision, type UserRateLimiter } f
  */
 const FLUSH_MS = 500;
 const RETRY_MS = 1000;
+/**
+ * Frames waiting for Redis on one node, all users together. A waiting frame costs a few hundred
+ * bytes (its callback here and the session's promise), so this is a few MB; a healthy node waits
+ * for one round trip per near-limit user and stays far below it.
+ */
+export const MAX_WAITING_FRAMES = 10_000;
 
 interface UserWindow {
   /** Frames counted in this window: the last global total from Redis plus ours since. */
@@ -44,6 +62,10 @@ export interface ClusterRateLimiterOptions {
   points: number;
   durationS: number;
   logger: Logger;
+  /** Counts frames decided locally because a wait was full (optional: tests build limiters without a node). */
+  metrics?: Pick<Metrics, 'rateLimitQueueFull'>;
+  /** The per-node bound on waiting frames (default MAX_WAITING_FRAMES). */
+  maxWaiting?: number;
 }
 
 export class ClusterRateLimiter implements UserRateLimiter {
@@ -54,6 +76,10 @@ export class ClusterRateLimiter implements UserRateLimiter {
   private readonly durationMs: number;
   private readonly threshold: number;
   private readonly logger: Logger;
+  private readonly metrics: Pick<Metrics, 'rateLimitQueueFull'> | undefined;
+  private readonly maxWaiting: number;
+  /** Frames waiting in every user's window together. */
+  private waitingTotal = 0;
   private storeDownUntil = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -62,6 +88,8 @@ export class ClusterRateLimiter implements UserRateLimiter {
     this.durationMs = options.durationS * 1000;
     this.threshold = Math.max(1, Math.floor(options.points / 10));
     this.logger = options.logger;
+    this.metrics = options.metrics;
+    this.maxWaiting = options.maxWaiting ?? MAX_WAITING_FRAMES;
     this.store = new RateLimiterRedis({
       storeClient: options.redis,
       keyPrefix: `${options.prefix}rl`,
@@ -81,9 +109,17 @@ export class ClusterRateLimiter implements UserRateLimiter {
     }
     // A node may run ahead of Redis by `threshold` frames per user, no more: past that, frames
     // wait for the reconciliation in flight (and keep their order behind earlier waiters).
-    if (window.waiting.length > 0 || (window.flushing && window.pending >= this.aheadLimit(window)))
-      return new Promise((resolve) => window.waiting.push(resolve));
-    return this.decide(user, window, now);
+    if (window.waiting.length === 0 && !(window.flushing && window.pending >= this.aheadLimit(window))) return this.decide(user, window, now);
+    if (window.waiting.length >= this.points - window.consumed) {
+      this.metrics?.rateLimitQueueFull.inc({ bound: 'user' });
+      return { allowed: false, retryAfterMs: Math.max(1, window.resetAt - now) };
+    }
+    if (this.waitingTotal >= this.maxWaiting) {
+      this.metrics?.rateLimitQueueFull.inc({ bound: 'node' });
+      return this.decide(user, window, now);
+    }
+    this.waitingTotal++;
+    return new Promise((resolve) => window.waiting.push(resolve));
   }
 
   close(): void {
@@ -146,6 +182,7 @@ export class ClusterRateLimiter implements UserRateLimiter {
   private release(user: string, window: UserWindow): void {
     const now = Date.now();
     while (window.waiting.length > 0 && !(window.flushing && window.pending >= this.aheadLimit(window))) {
+      this.waitingTotal--;
       window.waiting.shift()?.(this.decide(user, window, now));
     }
   }
@@ -172,6 +209,7 @@ export class ClusterRateLimiter implements UserRateLimiter {
           this.insurance.charge(user, window.consumed);
         }
         this.storeDownUntil = Date.now() + RETRY_MS;
+        this.waitingTotal -= window.waiting.length;
         for (const waiter of window.waiting.splice(0)) waiter(this.insurance.consume(user));
         this.schedule();
       },

@@ -13,8 +13,10 @@ export type RateDecision = { allowed: true } | { allowed: false; retryAfterMs: n
 export interface UserRateLimiter {
   /**
    * Counts one frame for `user`: a decision now, or a promise when it must wait for the cluster
-   * store. Promises resolve in call order and never reject; callers keep a connection's frames
-   * in order themselves once one of them waits.
+   * store. Promises never reject. The budget goes to frames in call order: no frame is allowed
+   * ahead of an earlier one that waits, though a frame that cannot be allowed may be refused at
+   * once, before earlier ones resolve. Callers keep a connection's frames in order themselves
+   * once one of them waits.
    */
   consume(user: string): RateDecision | Promise<RateDecision>;
 }
