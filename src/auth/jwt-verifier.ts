@@ -49,8 +49,12 @@ type PreparedKey =
   | { kind: 'hmac'; key: KeyObject }
   | { kind: 'eddsa'; key: KeyObject };
 
-/** The hash of each HS algorithm (RFC 7518 §3.2). */
-const HMAC_HASHES: Readonly<Record<string, string>> = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' };
+/** The hash of each HS algorithm (RFC 7518 §3.2). A Map: `alg` comes from the token, and an object would answer "constructor". */
+const HMAC_HASHES: ReadonlyMap<string, string> = new Map([
+  ['HS256', 'sha256'],
+  ['HS384', 'sha384'],
+  ['HS512', 'sha512'],
+]);
 
 interface ClaimChecks {
   issuer: string | undefined;
@@ -251,7 +255,7 @@ let lastHmacHeader = { head: '', hash: undefined as string | undefined };
 function hmacHashOf(head: string): string | undefined {
   if (head === lastHmacHeader.head) return lastHmacHeader.hash;
   const header = parseJsonPart(head);
-  const hash = isRecord(header) && typeof header.alg === 'string' ? HMAC_HASHES[header.alg] : undefined;
+  const hash = isRecord(header) && typeof header.alg === 'string' ? HMAC_HASHES.get(header.alg) : undefined;
   lastHmacHeader = { head, hash };
   return hash;
 }

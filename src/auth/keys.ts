@@ -28,11 +28,11 @@ const RSA_ALGORITHMS: readonly RsaAlgorithm[] = ['RS256', 'RS384', 'RS512', 'PS2
 const RSA_PSS_ALGORITHMS: readonly RsaAlgorithm[] = ['PS256', 'PS384', 'PS512'];
 // Each ES algorithm is defined for exactly one curve (RFC 7518 §3.4), so an EC
 // key allows one algorithm, not three.
-const EC_ALGORITHM_BY_CURVE: Readonly<Record<string, EcAlgorithm>> = {
-  prime256v1: 'ES256',
-  secp384r1: 'ES384',
-  secp521r1: 'ES512',
-};
+const EC_ALGORITHM_BY_CURVE: ReadonlyMap<string, EcAlgorithm> = new Map([
+  ['prime256v1', 'ES256'],
+  ['secp384r1', 'ES384'],
+  ['secp521r1', 'ES512'],
+]);
 
 /** Where the verification keys come from: fixed key material, or a JWKS endpoint read by `kid`. */
 export type KeySource = { kind: 'static'; key: VerificationKey; description: string } | { kind: 'jwks'; url: string };
@@ -118,7 +118,7 @@ function signingKeyFor(key: KeyObject): SigningKey {
 
 function ecAlgorithm(key: KeyObject, variable: string): EcAlgorithm {
   const curve = key.asymmetricKeyDetails?.namedCurve ?? '?';
-  const algorithm = EC_ALGORITHM_BY_CURVE[curve];
+  const algorithm = EC_ALGORITHM_BY_CURVE.get(curve);
   if (algorithm === undefined) throw new Error(`${variable}: EC curve ${curve} has no JWT algorithm (use P-256, P-384 or P-521)`);
   return algorithm;
 }

@@ -113,7 +113,8 @@ export function decodeClientObject(value: unknown, text?: string): DecodeResult 
       return withId({ type, room: obj.room }, id);
     case 'publish':
       if (!isValidName(obj.room)) return bad('"room" must be 1-128 chars [A-Za-z0-9_.:@-]', id);
-      if (!('payload' in obj)) return bad('"payload" is required', id);
+      // Own members only: `in` would also find what an object inherits.
+      if (!Object.hasOwn(obj, 'payload')) return bad('"payload" is required', id);
       return withId({ type, room: obj.room, payloadJson: payloadJson(obj.payload, text) ?? 'null' }, id);
     case 'presence':
     case 'watch':

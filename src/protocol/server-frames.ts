@@ -5,6 +5,11 @@ import type { ErrorCode } from '../errors/codes';
 import type { SignalType } from './app-codec';
 
 export type PresenceStatus = 'online' | 'offline';
+/**
+ * Each asked user's status. User ids are client strings and `__proto__` is a valid one: a record
+ * must have no prototype (an assignment to `__proto__` on a plain object is lost), or be a Map.
+ */
+export type PresenceStates = Readonly<Record<string, PresenceStatus>> | ReadonlyMap<string, PresenceStatus>;
 export interface Member {
   user: string;
   device: string;
@@ -33,6 +38,10 @@ export const SERVER_FRAME_TYPES = [
   'draining',
 ] as const;
 export type ServerFrameType = (typeof SERVER_FRAME_TYPES)[number];
+
+/** What JSON.stringify can write: a Map's entries become own keys (fromEntries defines them, so `__proto__` stays a key). */
+const statesObject = (users: PresenceStates): Readonly<Record<string, PresenceStatus>> => (isMap(users) ? Object.fromEntries(users) : users);
+const isMap = (users: PresenceStates): users is ReadonlyMap<string, PresenceStatus> => users instanceof Map;
 
 const withId = <T extends object>(frame: T, id: string | undefined): T & { id?: string } =>
   id === undefined ? frame : { ...frame, id };
@@ -72,10 +81,9 @@ export const encode = {
   roomMessage: (room: string, sender: string, payloadJson: string) =>
     `{"type":"message","room":${JSON.stringify(room)},${sender},"payload":${payloadJson}}`,
 
-  presenceReply: (users: Record<string, PresenceStatus>, id?: string) =>
-    JSON.stringify(withId({ type: 'presence', users }, id)),
+  presenceReply: (users: PresenceStates, id?: string) => JSON.stringify(withId({ type: 'presence', users: statesObject(users) }, id)),
   presenceChange: (user: string, status: PresenceStatus) => JSON.stringify({ type: 'presence', user, status }),
-  watching: (users: Record<string, PresenceStatus>, id?: string) => JSON.stringify(withId({ type: 'watching', users }, id)),
+  watching: (users: PresenceStates, id?: string) => JSON.stringify(withId({ type: 'watching', users: statesObject(users) }, id)),
   unwatched: (users: string[], id?: string) => JSON.stringify(withId({ type: 'unwatched', users }, id)),
 
   pong: (ts: number, id?: string) => JSON.stringify(withId({ type: 'pong', ts }, id)),

@@ -107,7 +107,7 @@ export function requestInfo(res: uWS.HttpResponse, req: uWS.HttpRequest, only?: 
  * appended, and reading the first would let the client choose its address. Header names are
  * client strings, so the map has no prototype (`__proto__` and `constructor` are plain names).
  */
-function copyHeaders(req: uWS.HttpRequest, only: readonly string[] | undefined): Record<string, string> {
+export function copyHeaders(req: Pick<uWS.HttpRequest, 'forEach'>, only: readonly string[] | undefined): Record<string, string> {
   const headers = Object.create(null) as Record<string, string>;
   req.forEach((name, value) => {
     if (only !== undefined && !only.includes(name)) return;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { CLIENT_FRAME_TYPES, decodeClientFrame } from '../../src/protocol/app-codec';
+import { encode, type PresenceStatus } from '../../src/protocol/server-frames';
 
 const long = 'x'.repeat(129);
 
@@ -133,5 +134,44 @@ describe('decodeClientFrame never throws (property tests)', () => {
       { requiredKeys: [] },
     );
     fc.assert(fc.property(frameLike, (value) => check(JSON.stringify(value))), { numRuns: 3000 });
+  });
+});
+
+describe('names that are Object.prototype members are names like any other', () => {
+  const names = ['__proto__', 'constructor', 'toString'];
+  /** Own keys as JSON.parse reads them (it defines `__proto__` as a key, never as the prototype). */
+  const ownKeys = (value: unknown) => Object.keys(value as object).sort();
+
+  for (const name of names) {
+    test(`decoded as user, device, room and listed user: ${name}`, () => {
+      const cases: [unknown, unknown][] = [
+        [{ type: 'offer', to: name, device: name, payload: 1 }, { type: 'offer', to: name, device: name, payloadJson: '1' }],
+        [{ type: 'subscribe', room: name }, { type: 'subscribe', room: name }],
+        [{ type: 'publish', room: name, payload: { [name]: 1 } }, { type: 'publish', room: name, payloadJson: `{"${name}":1}` }],
+        [{ type: 'watch', users: [name, 'ann', name] }, { type: 'watch', users: [name, 'ann'] }],
+      ];
+      for (const [input, expected] of cases) {
+        const result = decodeClientFrame(JSON.stringify(input));
+        assert.ok(result.ok, JSON.stringify(result));
+        assert.deepEqual(result.frame, expected);
+      }
+    });
+  }
+
+  test('a frame member named __proto__ is a member, not a prototype: publish still needs its own payload', () => {
+    const result = decodeClientFrame('{"type":"publish","room":"r","__proto__":{"payload":1}}');
+    assert.deepEqual(result, { ok: false, error: { code: 'bad_message', message: '"payload" is required' } });
+  });
+
+  test('presence replies keep every name, from a record without a prototype or from a Map', () => {
+    const record = Object.create(null) as Record<string, PresenceStatus>;
+    for (const name of names) record[name] = 'online';
+    const map = new Map<string, PresenceStatus>(names.map((name) => [name, 'offline']));
+    for (const states of [record, map]) {
+      for (const text of [encode.presenceReply(states, 'q1'), encode.watching(states)]) {
+        const frame = JSON.parse(text) as { users: unknown };
+        assert.deepEqual(ownKeys(frame.users), [...names].sort(), text);
+      }
+    }
   });
 });

@@ -174,6 +174,25 @@ describe('JwtVerifier: signatures and algorithms', () => {
     }
   });
 
+  test('an alg named after an Object.prototype member is an unknown algorithm, with every kind of key', async () => {
+    // Each token is signed correctly with the configured key, so only the algorithm lookup can refuse it.
+    const signed = (alg: string, sign: (input: string) => Buffer) => {
+      const input = `${b64({ alg, typ: 'JWT' })}.${b64(claims())}`;
+      return `${input}.${sign(input).toString('base64url')}`;
+    };
+    const kinds: [string, Config, (input: string) => Buffer][] = [
+      ['HS', hsConfig(), (input) => createHmac('sha256', SECRET).update(input).digest()],
+      ['RSA', publicKeyConfig(rsa.publicKey), (input) => cryptoSign('sha256', Buffer.from(input), rsa.privateKey)],
+      ['Ed25519', publicKeyConfig(ed25519.publicKey), (input) => cryptoSign(null, Buffer.from(input), ed25519.privateKey)],
+    ];
+    for (const alg of ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf']) {
+      for (const [kind, config, sign] of kinds) {
+        const result = await createVerifier(config).verify(signed(alg, sign));
+        assert.deepEqual(result, { ok: false, reason: 'token_invalid', detail: 'invalid algorithm' }, `${kind} key, alg ${alg}`);
+      }
+    }
+  });
+
   test('a token within the clock tolerance is accepted', async () => {
     const verifier = createVerifier(hsConfig());
     expectOk(await verifier.verify(hs(claims({ nbf: now() + 2 }))));
