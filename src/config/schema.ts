@@ -6,15 +6,29 @@ import { z } from 'zod';
 
 const MiB = 1024 * 1024;
 
-/** A non-negative integer given as a decimal string. */
-const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+/** A non-negative integer given as a decimal string; `belowMin` says why a smaller value is refused. */
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER, belowMin = `must be at least ${min}`) =>
   z
     .string()
     .trim()
     .regex(/^\d+$/, 'must be a non-negative integer')
     .transform(Number)
-    .pipe(z.number().int().min(min).max(max))
+    .pipe(z.number().int().min(min, belowMin).max(max, `must be at most ${max}`))
     .default(def);
+
+/** Loopback hosts, where a plain http:// endpoint cannot be read or changed on the way (a local JWKS in dev and tests). */
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/** An https:// URL, or http:// to a loopback host: keys fetched over plain HTTP could be swapped by anyone on the path. */
+const keysUrl = z.string().refine((value) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOST.test(url.hostname));
+}, 'must be an https:// URL (plain http:// only to localhost, 127.0.0.0/8 or [::1])');
 
 const bool = (def: boolean) =>
   z
@@ -55,7 +69,7 @@ export const envSchema = z.object({
   JWT_SECRET: optionalString,
   JWT_PUBLIC_KEY: optionalString,
   JWT_PUBLIC_KEY_FILE: optionalString,
-  JWT_JWKS_URL: optionalString.pipe(z.url('must be an http(s) URL').optional()),
+  JWT_JWKS_URL: optionalString.pipe(keysUrl.optional()),
   JWT_PRIVATE_KEY: optionalString,
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
@@ -89,8 +103,9 @@ export const envSchema = z.object({
   RESUME_WINDOW_S: int(60, 0),
   RESUME_BUFFER: int(1000, 0),
 
-  // Rate and connection limits (SPEC §3.7). 0 = off.
-  RATE_LIMIT_POINTS: int(100, 1),
+  // Rate and connection limits (SPEC §3.7). The per-user frame limit cannot be turned off: 0 points
+  // would refuse every frame, and a 0 s window would never end. The connection limits are 0 = off.
+  RATE_LIMIT_POINTS: int(100, 1, undefined, 'must be at least 1 (0 would refuse every frame; the frame limit has no off)'),
   RATE_LIMIT_DURATION_S: int(1, 1),
   RATE_LIMIT_STRIKES: int(50, 1),
   MAX_CONNECTIONS_PER_IP: int(0),

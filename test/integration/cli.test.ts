@@ -112,6 +112,8 @@ describe('switchboard check-config', () => {
     ['LOG_LEVEL', { ...key, LOG_LEVEL: 'loud' }],
     ['REDIS_URL', { ...key, REDIS_URL: 'http://x' }],
     ['JWT_SECRET', {}],
+    ['JWT_JWKS_URL', { JWT_JWKS_URL: 'http://keys.example.com/jwks.json' }],
+    ['RATE_LIMIT_POINTS', { ...key, RATE_LIMIT_POINTS: '0' }],
   ];
   for (const [name, env] of badValues) {
     test(`bad ${name} → exit 2 and one line starting with ${name}`, async (t) => {

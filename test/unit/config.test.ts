@@ -32,6 +32,12 @@ describe('loadConfig', () => {
     ['bad redis url', { REDIS_URL: 'http://x' }, 'REDIS_URL'],
     ['bad node id', { NODE_ID: 'has space' }, 'NODE_ID'],
     ['short secret', { JWT_SECRET: 'short' }, 'JWT_SECRET'],
+    ['JWKS over plain http', { JWT_SECRET: '', JWT_JWKS_URL: 'http://keys.example.com/.well-known/jwks.json' }, 'JWT_JWKS_URL'],
+    ['JWKS over http to a private address', { JWT_SECRET: '', JWT_JWKS_URL: 'http://10.0.0.5/jwks.json' }, 'JWT_JWKS_URL'],
+    ['JWKS over http to a name that starts like loopback', { JWT_SECRET: '', JWT_JWKS_URL: 'http://127.0.0.1.example.com/jwks.json' }, 'JWT_JWKS_URL'],
+    ['JWKS over ftp', { JWT_SECRET: '', JWT_JWKS_URL: 'ftp://keys.example.com/jwks.json' }, 'JWT_JWKS_URL'],
+    ['JWKS not a URL', { JWT_SECRET: '', JWT_JWKS_URL: 'keys.example.com/jwks.json' }, 'JWT_JWKS_URL'],
+    ['zero rate-limit points (it would refuse every frame)', { RATE_LIMIT_POINTS: '0' }, 'RATE_LIMIT_POINTS'],
   ];
   for (const [name, env, variable] of bad) {
     test(`${name}: one line naming ${variable}`, () => {
@@ -54,6 +60,18 @@ describe('loadConfig', () => {
     const dev = loadConfig({}, { dev: true });
     assert.ok((dev.JWT_SECRET ?? '').length >= 32);
     assert.equal(dev.DEMO, true);
+  });
+
+  test('JWT_JWKS_URL: https:// anywhere, plain http:// only to loopback', () => {
+    for (const url of ['https://keys.example.com/.well-known/jwks.json', 'http://127.0.0.1:8080/jwks', 'http://127.9.9.9/jwks', 'http://localhost/jwks', 'http://[::1]:9000/jwks'])
+      assert.equal(loadConfig({ JWT_JWKS_URL: url }).JWT_JWKS_URL, url);
+  });
+
+  test('a refused RATE_LIMIT_POINTS=0 says why', () => {
+    assert.throws(
+      () => loadConfig({ JWT_SECRET: SECRET, RATE_LIMIT_POINTS: '0' }),
+      (error: unknown) => error instanceof ConfigError && /^RATE_LIMIT_POINTS: must be at least 1 \(0 would refuse every frame/.test(error.problems[0] ?? ''),
+    );
   });
 
   test('two key sources are refused', () => {
