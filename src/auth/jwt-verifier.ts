@@ -14,7 +14,7 @@ import { ROLES, type Claims, type Role, type TokenVerifier, type VerifyResult } 
 import { keySourceFromConfig, verificationKeyFor, type AsymmetricAlgorithm, type VerificationKey } from './keys';
 import type { Config } from '../config/load';
 import type { Logger } from '../log/logger';
-import { NAME_PATTERN } from '../protocol/app-codec';
+import { NAME_PATTERN, NAME_RULE } from '../protocol/names';
 
 // Covers clock skew between the issuer and NTP-synced nodes, so a token minted
 // on a host whose clock runs a little ahead is not refused by its `nbf`; the
@@ -189,10 +189,10 @@ export function claimsFromPayload(payload: unknown, requireExp: boolean): Verify
   if (!isRecord(payload)) return invalid('payload is not a JSON object');
   const user = payload.sub ?? payload.user_id;
   if (user === undefined) return invalid('no sub or user_id claim');
-  if (typeof user !== 'string' || !NAME_PATTERN.test(user)) return invalid('sub/user_id must be 1-128 chars [A-Za-z0-9_.:@-]');
+  if (typeof user !== 'string' || !NAME_PATTERN.test(user)) return invalid(`sub/user_id must be ${NAME_RULE}`);
   const { device_id: device, exp, roles, rooms, path_id: pathId } = payload;
   if (device !== undefined && (typeof device !== 'string' || !NAME_PATTERN.test(device)))
-    return invalid('device_id must be 1-128 chars [A-Za-z0-9_.:@-]');
+    return invalid(`device_id must be ${NAME_RULE}`);
   if (exp === undefined && requireExp) return invalid('no exp claim');
   if (exp !== undefined && typeof exp !== 'number') return invalid('exp must be a number');
   if (pathId !== undefined && (typeof pathId !== 'string' || !PATH_ID_PATTERN.test(pathId)))
@@ -299,8 +299,10 @@ function parseJsonPart(part: string): unknown {
   }
 }
 
-// The detail goes to logs: jsonwebtoken's messages name the check that failed
-// and never the token; anything else (JSON errors quote the input) is summarised.
+// The detail says which check failed, for tests and for whoever logs it (today
+// nothing does: audit events carry the reason only). It is safe to log either
+// way: jsonwebtoken's messages name the check and never the token, and anything
+// else (JSON errors quote the input) is summarised.
 function failure(error: unknown): VerifyResult {
   if (error instanceof jwt.TokenExpiredError) return { ok: false, reason: 'token_expired', detail: 'jwt expired' };
   if (error instanceof jwt.NotBeforeError) return invalid('jwt not active yet (nbf)');

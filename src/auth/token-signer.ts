@@ -8,7 +8,7 @@ import type { Claims, Role } from './claims';
 import { signingKeyFromConfig, type SigningKey } from './keys';
 import { isRoomPattern, PATH_ID_PATTERN } from './jwt-verifier';
 import type { Config } from '../config/load';
-import { NAME_PATTERN } from '../protocol/app-codec';
+import { NAME_PATTERN, NAME_RULE } from '../protocol/names';
 
 export interface TokenSignerOptions {
   key: SigningKey;
@@ -87,7 +87,7 @@ export function signerFromConfig(config: Config): TokenSigner | undefined {
 }
 
 function checkName(field: string, value: string): void {
-  if (!NAME_PATTERN.test(value)) throw new RangeError(`${field}: must be 1-128 chars [A-Za-z0-9_.:@-]`);
+  if (!NAME_PATTERN.test(value)) throw new RangeError(`${field}: must be ${NAME_RULE}`);
 }
 
 function base64url(value: unknown): string {

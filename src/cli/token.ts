@@ -1,9 +1,10 @@
 // `switchboard token`: mint app, admin and tunnel tokens with the configured
 // signing key, for tests, the demo and sidecars (TELEPHONE_TOKEN).
 import { parseArgs } from 'node:util';
+import { isRoomPattern, PATH_ID_PATTERN } from '../auth/jwt-verifier';
 import { signerFromConfig } from '../auth/token-signer';
 import { ConfigError, loadConfig } from '../config/load';
-import { isValidName } from '../protocol/app-codec';
+import { isValidName, NAME_RULE } from '../protocol/names';
 import { ROLES, type Role } from '../auth/claims';
 
 export function tokenCommand(args: string[]): number {
@@ -38,20 +39,20 @@ export function tokenCommand(args: string[]): number {
   const ttlS = Number(values.ttl);
 
   if (values.tunnel !== undefined) {
-    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(values.tunnel)) return fail('--tunnel must be 1-128 chars [A-Za-z0-9_.-]');
+    if (!PATH_ID_PATTERN.test(values.tunnel)) return fail('--tunnel must be 1-128 chars [A-Za-z0-9_.-]');
     process.stdout.write(`${signer.signTunnel({ pathId: values.tunnel, user: values.user ?? `tunnel-${values.tunnel}`, ttlS })}\n`);
     return 0;
   }
   const user = values.user ?? (values.admin === true ? 'admin' : undefined);
-  if (user === undefined || !isValidName(user)) return fail('--user must be 1-128 chars [A-Za-z0-9_.:@-]');
-  if (values.device !== undefined && !isValidName(values.device)) return fail('--device must be 1-128 chars [A-Za-z0-9_.:@-]');
+  if (user === undefined || !isValidName(user)) return fail(`--user must be ${NAME_RULE}`);
+  if (values.device !== undefined && !isValidName(values.device)) return fail(`--device must be ${NAME_RULE}`);
   const roles = new Set<Role>(values.admin === true ? ['admin'] : []);
   for (const role of (values.roles ?? '').split(',').filter((r) => r !== '')) {
     if (!(ROLES as readonly string[]).includes(role)) return fail(`unknown role "${role}" (known: ${ROLES.join(', ')})`);
     roles.add(role as Role);
   }
   const rooms = values.rooms?.split(',').filter((r) => r !== '');
-  if (rooms?.some((r) => !/^[A-Za-z0-9_.:@-]{1,128}\*?$|^\*$/.test(r))) return fail('--rooms holds an invalid room pattern');
+  if (rooms?.some((r) => !isRoomPattern(r))) return fail('--rooms holds an invalid room pattern');
   process.stdout.write(`${signer.signApp({ user, device: values.device, roles: [...roles], rooms, ttlS })}\n`);
   return 0;
 }

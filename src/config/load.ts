@@ -3,6 +3,7 @@
 // with code 2 on it), and the result is frozen: no code changes it later.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { NOT_NAME_CHAR } from '../protocol/names';
 import { envSchema, SECRET_VARIABLES, type Env } from './schema';
 
 export type Config = Readonly<
@@ -52,7 +53,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = {}): C
   if (dev && !hasVerificationKey(values)) values.JWT_SECRET = options.devSecret ?? randomBytes(32).toString('base64url');
   const problems = crossFieldProblems(values);
   if (problems.length > 0) throw new ConfigError(problems);
-  const nodeId = values.NODE_ID ?? `${hostname().replace(/[^A-Za-z0-9_.:@-]/g, '-').slice(0, 100)}-${randomBytes(3).toString('hex')}`;
+  const nodeId = values.NODE_ID ?? `${hostname().replace(NOT_NAME_CHAR, '-').slice(0, 100)}-${randomBytes(3).toString('hex')}`;
   return Object.freeze({ ...values, DEMO: values.DEMO || dev, nodeId, dev, version });
 }
 

@@ -3,6 +3,7 @@
 // environment once at start-up and returns a frozen object; nothing else in
 // the code reads `process.env`.
 import { z } from 'zod';
+import { NAME_PATTERN, NAME_RULE } from '../protocol/names';
 
 const MiB = 1024 * 1024;
 
@@ -59,7 +60,7 @@ export const envSchema = z.object({
   NODE_ID: z
     .string()
     .trim()
-    .regex(/^[A-Za-z0-9_.:@-]{1,128}$/, 'must be 1-128 chars of [A-Za-z0-9_.:@-]')
+    .regex(NAME_PATTERN, `must be ${NAME_RULE}`)
     .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   METRICS_PORT: int(0, 0, 65535),

@@ -1,5 +1,5 @@
 // Every error code and close code Switchboard sends, declared once. README's
-// tables are checked against these by test/unit/codes-doc.test.ts, so the
+// tables are checked against these by test/unit/docs-in-step.test.ts, so the
 // documentation and the code cannot drift apart.
 
 /** `{"type":"error","code":...}` codes of the app protocol (SPEC §3.6). */

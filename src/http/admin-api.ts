@@ -1,15 +1,16 @@
 // The back-end HTTP API (SPEC §4): server-side publish and presence queries,
 // for callers holding a token with the `admin` role.
+import { bearerToken } from '../auth/bearer';
 import type { TokenVerifier } from '../auth/claims';
 import { audit } from '../log/audit';
 import type { Logger } from '../log/logger';
-import { isValidName, MAX_USERS_PER_LIST } from '../protocol/app-codec';
+import { MAX_USERS_PER_LIST } from '../protocol/app-codec';
+import { isValidName, NAME_RULE } from '../protocol/names';
 import { BusUnavailableError, type EventTarget, type Router } from '../routing/router';
 import { errorReply, jsonReply, type HttpReply, type HttpRoute, type RequestInfo } from '../transport/http-types';
 import { mapMaybe, type MaybePromise } from '../util/maybe-promise';
 
 export const MAX_PUBLISH_BODY_BYTES = 1024 * 1024;
-const EVENT_NAME = /^[A-Za-z0-9_.:@-]{1,128}$/;
 
 export interface AdminApiDeps {
   verifier: TokenVerifier;
@@ -29,12 +30,12 @@ export function adminRoutes(deps: AdminApiDeps): HttpRoute[] {
 
 /** Undefined when the caller is an admin; otherwise the 401/403 reply. Known at once with a static key. */
 function authorizeAdmin(deps: AdminApiDeps, request: RequestInfo): MaybePromise<HttpReply | undefined> {
-  const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
-  if (match?.[1] === undefined) {
+  const token = bearerToken(request.headers.authorization);
+  if (token === undefined) {
     audit(deps.logger, 'admin_auth_failed', { reason: 'token_missing', path: request.path });
     return errorReply('unauthorized', 'an admin token is required: Authorization: Bearer <jwt>');
   }
-  return mapMaybe(deps.verifier.verify(match[1]), (result) => {
+  return mapMaybe(deps.verifier.verify(token), (result) => {
     if (!result.ok) {
       audit(deps.logger, 'admin_auth_failed', { reason: result.reason, path: request.path });
       return errorReply('unauthorized', `token rejected: ${result.reason}`);
@@ -58,7 +59,7 @@ export function parsePublish(body: Buffer): ParsedPublish {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, message: 'body must be a JSON object' };
   const v = value as Record<string, unknown>;
-  if (typeof v.event !== 'string' || !EVENT_NAME.test(v.event)) return { ok: false, message: '"event" must be 1-128 chars [A-Za-z0-9_.:@-]' };
+  if (!isValidName(v.event)) return { ok: false, message: `"event" must be ${NAME_RULE}` };
   const targets = [v.to !== undefined, v.room !== undefined, v.broadcast !== undefined].filter(Boolean).length;
   if (targets !== 1) return { ok: false, message: 'exactly one of "to", "room" or "broadcast" is required' };
   let target: EventTarget;

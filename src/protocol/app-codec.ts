@@ -3,9 +3,8 @@
 // code to send back (and the frame's `id` when it could be read).
 import type { ErrorCode } from '../errors/codes';
 import { rawMember } from './json-member';
+import { isValidName, NAME_RULE } from './names';
 
-/** Room names, user ids and device ids: 1–128 chars of [A-Za-z0-9_.:@-] (SPEC §3.3). */
-export const NAME_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
 export const MAX_USERS_PER_LIST = 100;
 const MAX_ID_LENGTH = 128;
 
@@ -46,10 +45,6 @@ export type DecodeResult = { ok: true; frame: ClientFrame } | { ok: false; error
 
 const KNOWN_TYPES: ReadonlySet<string> = new Set(CLIENT_FRAME_TYPES);
 const SIGNALS: ReadonlySet<string> = new Set(SIGNAL_TYPES);
-
-export function isValidName(value: unknown): value is string {
-  return typeof value === 'string' && NAME_PATTERN.test(value);
-}
 
 /** The payload's text as written in `text` when it can be cut out cheaply, else serialised again. */
 function payloadJson(payload: unknown, text: string | undefined): string | undefined {
@@ -98,9 +93,9 @@ export function decodeClientObject(value: unknown, text?: string): DecodeResult 
     return { ok: false, error };
   }
   if (SIGNALS.has(type)) {
-    if (!isValidName(obj.to)) return bad('"to" must be a user id of 1-128 chars [A-Za-z0-9_.:@-]', id);
+    if (!isValidName(obj.to)) return bad(`"to" must be a user id of ${NAME_RULE}`, id);
     if (obj.device !== undefined && !isValidName(obj.device))
-      return bad('"device" must be a device id of 1-128 chars [A-Za-z0-9_.:@-]', id);
+      return bad(`"device" must be a device id of ${NAME_RULE}`, id);
     const frame: ClientFrame = { type: type as SignalType, to: obj.to, payloadJson: payloadJson(obj.payload, text) };
     if (obj.device !== undefined) frame.device = obj.device;
     return withId(frame, id);
@@ -109,10 +104,10 @@ export function decodeClientObject(value: unknown, text?: string): DecodeResult 
   switch (type) {
     case 'subscribe':
     case 'unsubscribe':
-      if (!isValidName(obj.room)) return bad('"room" must be 1-128 chars [A-Za-z0-9_.:@-]', id);
+      if (!isValidName(obj.room)) return bad(`"room" must be ${NAME_RULE}`, id);
       return withId({ type, room: obj.room }, id);
     case 'publish':
-      if (!isValidName(obj.room)) return bad('"room" must be 1-128 chars [A-Za-z0-9_.:@-]', id);
+      if (!isValidName(obj.room)) return bad(`"room" must be ${NAME_RULE}`, id);
       // Own members only: `in` would also find what an object inherits.
       if (!Object.hasOwn(obj, 'payload')) return bad('"payload" is required', id);
       return withId({ type, room: obj.room, payloadJson: payloadJson(obj.payload, text) ?? 'null' }, id);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import jwt from 'jsonwebtoken';
+import { bearerToken } from '../../src/auth/bearer';
 import { roomAllowed, type Claims, type VerifyResult } from '../../src/auth/claims';
 import { claimsFromPayload, createVerifier, JwtVerifier } from '../../src/auth/jwt-verifier';
 import { keySourceFromConfig } from '../../src/auth/keys';
@@ -57,6 +58,22 @@ function expectOk(result: VerifyResult): Claims {
   if (!result.ok) assert.fail(`expected ok, got ${result.reason}: ${result.detail}`);
   return result.claims;
 }
+
+test('bearerToken reads Authorization: Bearer <token> and nothing else', () => {
+  const cases: [string | undefined, string | undefined][] = [
+    ['Bearer abc.def.ghi', 'abc.def.ghi'],
+    ['bearer abc', 'abc'],
+    ['Bearer   abc', 'abc'],
+    ['Basic abc', undefined],
+    ['Bearer ', undefined],
+    ['Bearer a b', undefined],
+    // Two Authorization lines arrive joined: neither token is guessed.
+    ['Bearer a, Bearer b', undefined],
+    ['', undefined],
+    [undefined, undefined],
+  ];
+  for (const [header, token] of cases) assert.equal(bearerToken(header), token, String(header));
+});
 
 describe('keys', () => {
   test('an HS secret becomes a KeyObject pinned to HS256/384/512', () => {
