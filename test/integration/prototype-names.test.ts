@@ -14,7 +14,6 @@ import { rawExchange, upgradeLines } from '../helpers/raw-http';
 import { TestClient } from '../helpers/ws-client';
 
 const NAMES = ['__proto__', 'constructor', 'toString'] as const;
-const PRESENCE_TODO = { todo: 'presence stores: fixed on main' };
 
 /** An object with these own keys. Object.fromEntries defines keys, so `__proto__` is a key, not the prototype. */
 const record = <V>(entries: [string, V][]): Record<string, V> => Object.fromEntries(entries);
@@ -69,14 +68,14 @@ describe('users, devices and rooms named __proto__, constructor, toString', () =
     }
   });
 
-  test('presence query lists every name', PRESENCE_TODO, async (t) => {
+  test('presence query lists every name', async (t) => {
     const node = await startTestNode(t);
     const { ann } = await connectAll(t, node);
     const reply = await ann.request({ type: 'presence', users: [...NAMES, 'zed'] }, 'presence');
     assert.deepEqual(reply.users, record([...NAMES.map((name): [string, string] => [name, 'online']), ['zed', 'offline']]));
   });
 
-  test('watch replies with the state of every name', PRESENCE_TODO, async (t) => {
+  test('watch replies with the state of every name', async (t) => {
     const node = await startTestNode(t);
     const { ann } = await connectAll(t, node);
     const reply = await ann.request({ type: 'watch', users: [...NAMES] }, 'watching');
@@ -119,7 +118,7 @@ describe('users, devices and rooms named __proto__, constructor, toString', () =
     assert.deepEqual(ann.all('event'), []);
   });
 
-  test('admin API: the presence query lists every name', PRESENCE_TODO, async (t) => {
+  test('admin API: the presence query lists every name', async (t) => {
     const node = await startTestNode(t);
     await connectAll(t, node);
     const res = await http(node.port, 'GET', `/v1/presence?users=${NAMES.join(',')},zed`, { headers: adminHeaders(node) });
