@@ -62,7 +62,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const { config, logger } = options;
   const metrics = new Metrics({ node: config.nodeId });
   metrics.initFrameTypes([...CLIENT_FRAME_TYPES, 'invalid'], SERVER_FRAME_TYPES);
-  const backend = await createBackend(config, logger);
+  const backend = await createBackend(config, logger, metrics);
   const bus = options.bus ?? backend.bus;
   const presence = options.presence ?? backend.presence;
   const limiter = options.limiter ?? backend.limiter;
@@ -159,7 +159,7 @@ interface Backend {
 }
 
 /** The in-memory trio for one node, or the Redis trio for a cluster (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES). */
-async function createBackend(config: Config, logger: Logger): Promise<Backend> {
+async function createBackend(config: Config, logger: Logger, metrics: Metrics): Promise<Backend> {
   if (!hasRedis(config)) {
     const limiter = new MemoryRateLimiter({ points: config.RATE_LIMIT_POINTS, durationS: config.RATE_LIMIT_DURATION_S });
     return {
@@ -171,6 +171,7 @@ async function createBackend(config: Config, logger: Logger): Promise<Backend> {
   }
   const redis = await connectRedis(config, logger);
   const limiter = new ClusterRateLimiter({
+    metrics,
     redis: redis.commands,
     prefix: config.REDIS_PREFIX,
     points: config.RATE_LIMIT_POINTS,

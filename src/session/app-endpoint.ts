@@ -8,6 +8,7 @@
 // With a static key the whole upgrade is decided synchronously (limits and JWT
 // verification), and the session itself is the socket's handler: no promise
 // and no closures per connection (bench W4, W5).
+import { bearerToken } from '../auth/bearer';
 import type { AuthFailure, Claims } from '../auth/claims';
 import { CLOSE } from '../errors/codes';
 import type { ClientIpResolver } from '../http/client-ip';
@@ -45,8 +46,7 @@ export function queryParam(query: string, name: string): string | undefined {
 export function tokenFrom(request: RequestInfo): string | undefined {
   const fromQuery = queryParam(request.query, 'token');
   if (fromQuery !== undefined && fromQuery !== '') return fromQuery;
-  const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
-  return match?.[1];
+  return bearerToken(request.headers.authorization);
 }
 
 export function appEndpoint(deps: AppEndpointDeps): WsEndpoint<AppSocketContext> {
