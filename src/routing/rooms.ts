@@ -18,6 +18,7 @@ import type { PresenceStore } from '../presence/presence';
 import { encode, type Member } from '../protocol/server-frames';
 import { mapMaybe, type MaybePromise } from '../util/maybe-promise';
 import type { BusLink } from './bus-link';
+import { withinClusterWait } from './deadline';
 import { BusUnavailableError } from './errors';
 import type { LocalIndex, Recipient, RoomEntry, SessionState } from './local-index';
 
@@ -62,7 +63,7 @@ export class Rooms {
     local.join(r, state, room, entry);
     try {
       const members = await this.write(state, room, async () => {
-        await entry.sub.ready;
+        await withinClusterWait(entry.sub.ready, 'subscribe');
         // Closed while subscribing: its detach leaves the room after this; nothing may be written.
         if (!state.isLive) return [];
         const joined = await presence.joinRoom(room, { user: r.user, device: r.device, session: r.id, node: this.deps.nodeId });

@@ -17,6 +17,7 @@ import { statusRecord, type PresenceStore } from '../presence/presence';
 import { encode, type PresenceStatus } from '../protocol/server-frames';
 import { allMaybe, mapMaybe, type MaybePromise } from '../util/maybe-promise';
 import type { BusLink } from './bus-link';
+import { withinClusterWait } from './deadline';
 import { BusUnavailableError } from './errors';
 import type { LocalIndex, Recipient, SessionState, WatchEntry } from './local-index';
 
@@ -60,7 +61,7 @@ export class Watches {
       fresh.set(user, entry);
     }
     try {
-      await allMaybe([...fresh.values()].map((entry) => entry.sub.ready));
+      await withinClusterWait(allMaybe([...fresh.values()].map((entry) => entry.sub.ready)), 'watch');
       const read = await this.deps.presence.status(users);
       const reply = statusRecord();
       for (const user of users) {

@@ -21,6 +21,7 @@ import type { Metrics } from '../metrics/metrics';
 import { decodeClientFrame, type ClientFrame, type DecodeResult } from '../protocol/app-codec';
 import { encode } from '../protocol/server-frames';
 import type { RateDecision, UserRateLimiter } from '../ratelimit/rate-limiter';
+import { withinClusterWait } from '../routing/deadline';
 import { BusUnavailableError, type DirectOutcome, type Recipient, type Router } from '../routing/router';
 import type { Connection } from '../transport/connection';
 import type { WsHandler } from '../transport/http-types';
@@ -113,8 +114,10 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     } catch (error) {
       attached = Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
+    // Bounded: a registration that waits for a Redis gone mid-handshake is finished by the store
+    // when Redis returns; the client is welcomed meanwhile (as when it connects during an outage).
     whenReady(
-      attached,
+      withinClusterWait(attached, 'registration'),
       () => this.welcome(),
       (error: unknown) => {
         // Local delivery works regardless; cross-node routing comes back when the bus does.

@@ -143,4 +143,24 @@ describe('cluster races: clients that vanish mid-handshake, instant reconnects, 
     const joined = await bob.request({ type: 'subscribe', room: 'burst' }, 'subscribed');
     assert.deepEqual((joined.members as { user: string }[]).map((m) => m.user).sort(), ['alice', 'bob']);
   });
+
+  test('Redis stopping mid-join answers the subscribe unavailable within the cluster wait and keeps nothing; a client connecting meanwhile is welcomed, and registered once Redis answers', async (t) => {
+    const { proxy, viaProxy, direct } = await proxiedPair(t);
+    const alice = await TestClient.welcomed(viaProxy.port, viaProxy.token({ sub: 'alice' }));
+    const bob = await TestClient.welcomed(direct.port, direct.token({ sub: 'bob' }));
+    t.after(() => [alice, bob].forEach((c) => c.close()));
+    proxy.holdReplies();
+    assert.equal((await alice.request({ type: 'subscribe', room: 'r' })).code, 'unavailable');
+    assert.equal((await alice.request({ type: 'watch', users: ['bob'] })).code, 'unavailable');
+    const carol = await TestClient.welcomed(viaProxy.port, viaProxy.token({ sub: 'carol' }));
+    t.after(() => carol.close());
+    proxy.releaseReplies();
+
+    assert.equal((await alice.request({ type: 'publish', room: 'r', payload: 1 })).code, 'not_subscribed');
+    const joined = await bob.request({ type: 'subscribe', room: 'r' }, 'subscribed');
+    assert.deepEqual(joined.members, [{ user: 'bob', device: (joined.members as { device: string }[])[0]?.device }]);
+    await eventually(async () => assert.deepEqual(await presenceOf(direct, ['carol']), { carol: 'online' }), 10_000);
+    assert.equal((await bob.request({ type: 'offer', to: 'carol', payload: 'hi' })).type, 'ack');
+    await carol.next('offer');
+  });
 });
