@@ -11,6 +11,7 @@ import { startRedis } from '../helpers/redis';
 import type { PresenceStore, StoreChanges } from '../../src/presence/presence';
 import Redis from 'ioredis';
 import { eventually } from '../helpers/eventually';
+import { RedisProxy } from '../helpers/redis-proxy';
 
 export interface PresenceFactory {
   name: string;
@@ -146,5 +147,46 @@ describe('RedisPresence: leases and restore', () => {
     assert.deepEqual(Object.values(await statusOf(store, users)), users.map(() => 'online'));
     assert.deepEqual(await store.members('r'), [{ user: 'u0', device: 'd' }]);
     assert.equal(reported('online').length, users.length, 'each user reported online once');
+  });
+});
+
+describe('RedisPresence: outages', () => {
+  test('connections that come and go while Redis is unreachable leave nothing behind once it answers, and nothing was queued for them', async (t) => {
+    const server = await startRedis(t);
+    const proxy = await RedisProxy.start(t, server.port);
+    const config = loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_URL: proxy.url });
+    const clients = await connectRedis(config, createLogger('silent'));
+    t.after(() => clients.close());
+    const store = new RedisPresence({ redis: clients.commands, prefix: server.prefix, nodeId: 'n1', ttlMs: 600, logger: createLogger('silent') });
+    const changes: StoreChanges[] = [];
+    store.onChanges((c) => void changes.push(c));
+    await store.start();
+    t.after(() => store.close());
+    // Registered before the outage: their goodbyes will be lost in it.
+    const before = Array.from({ length: 50 }, (_, i) => ({ user: `before${i}`, device: 'd', session: `sb${i}`, node: 'n1' }));
+    for (const conn of before) await store.addDevice(conn);
+
+    proxy.cut();
+    await eventually(() => assert.notEqual(clients.commands.status, 'ready'));
+    const failed = async (write: () => Promise<unknown>) => assert.ok(await write().then(() => false, () => true), 'a write succeeded while Redis was cut off');
+    for (const conn of before) await failed(() => store.removeDevice(conn));
+    for (let i = 0; i < 500; i++) {
+      const conn = { user: `churn${i % 50}`, device: 'd', session: `sc${i}`, node: 'n1' };
+      await failed(() => store.addDevice(conn));
+      await failed(() => store.removeDevice(conn));
+    }
+    const stays = { user: 'stays', device: 'd', session: 'ss', node: 'n1' };
+    await failed(() => store.addDevice(stays));
+    proxy.heal();
+
+    const direct = new Redis(server.url);
+    t.after(() => direct.disconnect());
+    const offline = () => changes.flatMap((c) => c.offline);
+    await eventually(() => assert.deepEqual(offline().sort(), before.map((c) => c.user).sort()), 10_000);
+    assert.deepEqual(await statusOf(store, ['before0', 'churn0', 'stays']), { before0: 'offline', churn0: 'offline', stays: 'online' });
+    const userKeys = (await direct.keys(`${server.prefix}{u:*`)).sort();
+    assert.deepEqual(userKeys, [`${server.prefix}{u:stays}devices`]);
+    assert.ok(changes.some((c) => c.recovered));
+    assert.deepEqual(changes.flatMap((c) => c.online), ['stays']);
   });
 });
