@@ -1,6 +1,6 @@
 // One contract for every PresenceStore implementation; the Redis store adds its factory.
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { connectRedis } from '../../src/bus/redis-clients';
 import { loadConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log/logger';
@@ -114,17 +114,22 @@ export const redisPresenceFactory: PresenceFactory = {
 presenceContract(redisPresenceFactory);
 
 // What only the Redis store has to do: leases, restore, deferred writes (issue 12).
+
+/** A started Redis store on `url` with a short lease (heartbeats every 150 ms), recording every change it reports; closed in teardown. */
+async function watchedStore(t: TestContext, url: string, prefix: string) {
+  const clients = await connectRedis(loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_URL: url }), createLogger('silent'));
+  t.after(() => clients.close());
+  const store = new RedisPresence({ redis: clients.commands, prefix, nodeId: 'n1', ttlMs: 600, logger: createLogger('silent') });
+  const changes: StoreChanges[] = [];
+  store.onChanges((c) => void changes.push(c));
+  await store.start();
+  t.after(() => store.close());
+  return { store, changes, clients };
+}
 describe('RedisPresence: leases and restore', () => {
   test('a lost lease is a restore: every device and membership is written again and reported, and a write that fails is retried until it lands', async (t) => {
     const server = await startRedis(t);
-    const config = loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_URL: server.url });
-    const clients = await connectRedis(config, createLogger('silent'));
-    t.after(() => clients.close());
-    const store = new RedisPresence({ redis: clients.commands, prefix: server.prefix, nodeId: 'n1', ttlMs: 600, logger: createLogger('silent') });
-    const changes: StoreChanges[] = [];
-    store.onChanges((c) => void changes.push(c));
-    await store.start();
-    t.after(() => store.close());
+    const { store, changes } = await watchedStore(t, server.url, server.prefix);
     const users = Array.from({ length: 20 }, (_, i) => `u${i}`);
     for (const user of users) await store.addDevice({ user, device: 'd', session: `s-${user}`, node: 'n1' });
     await store.joinRoom('r', { user: 'u0', device: 'd', session: 's-u0', node: 'n1' });
@@ -154,14 +159,7 @@ describe('RedisPresence: outages', () => {
   test('connections that come and go while Redis is unreachable leave nothing behind once it answers, and nothing was queued for them', async (t) => {
     const server = await startRedis(t);
     const proxy = await RedisProxy.start(t, server.port);
-    const config = loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_URL: proxy.url });
-    const clients = await connectRedis(config, createLogger('silent'));
-    t.after(() => clients.close());
-    const store = new RedisPresence({ redis: clients.commands, prefix: server.prefix, nodeId: 'n1', ttlMs: 600, logger: createLogger('silent') });
-    const changes: StoreChanges[] = [];
-    store.onChanges((c) => void changes.push(c));
-    await store.start();
-    t.after(() => store.close());
+    const { store, changes, clients } = await watchedStore(t, proxy.url, server.prefix);
     // Registered before the outage: their goodbyes will be lost in it.
     const before = Array.from({ length: 50 }, (_, i) => ({ user: `before${i}`, device: 'd', session: `sb${i}`, node: 'n1' }));
     for (const conn of before) await store.addDevice(conn);
