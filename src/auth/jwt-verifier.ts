@@ -15,6 +15,7 @@ import { keySourceFromConfig, verificationKeyFor, type AsymmetricAlgorithm, type
 import type { Config } from '../config/load';
 import type { Logger } from '../log/logger';
 import { NAME_PATTERN, NAME_RULE } from '../protocol/names';
+import { PATH_ID_PATTERN } from '../protocol/names';
 
 // Covers clock skew between the issuer and NTP-synced nodes, so a token minted
 // on a host whose clock runs a little ahead is not refused by its `nbf`; the
@@ -23,7 +24,6 @@ export const CLOCK_TOLERANCE_S = 5;
 // Real tokens are well under 2 KiB; anything far larger is refused before any
 // base64 or JSON work is spent on it.
 export const MAX_TOKEN_LENGTH = 8192;
-export const PATH_ID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
 
 // A removed key keeps verifying for at most JWKS_CACHE_MAX_AGE_MS; a new `kid`
 // is fetched at once. The rate limit bounds the fetches that tokens with

@@ -6,7 +6,8 @@ import jwt from 'jsonwebtoken';
 import { randomUUID, sign as cryptoSign } from 'node:crypto';
 import type { Claims, Role } from './claims';
 import { signingKeyFromConfig, type SigningKey } from './keys';
-import { isRoomPattern, PATH_ID_PATTERN } from './jwt-verifier';
+import { PATH_ID_PATTERN } from '../protocol/names';
+import { isRoomPattern } from './jwt-verifier';
 import type { Config } from '../config/load';
 import { NAME_PATTERN, NAME_RULE } from '../protocol/names';
 

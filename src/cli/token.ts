@@ -1,7 +1,8 @@
 // `switchboard token`: mint app, admin and tunnel tokens with the configured
 // signing key, for tests, the demo and sidecars (TELEPHONE_TOKEN).
 import { parseArgs } from 'node:util';
-import { isRoomPattern, PATH_ID_PATTERN } from '../auth/jwt-verifier';
+import { isRoomPattern } from '../auth/jwt-verifier';
+import { PATH_ID_PATTERN } from '../protocol/names';
 import { signerFromConfig } from '../auth/token-signer';
 import { ConfigError, loadConfig } from '../config/load';
 import { isValidName, NAME_RULE } from '../protocol/names';

@@ -15,3 +15,6 @@ export const NAME_RULE = `1-128 chars of [${NAME_CHARS}]`;
 export function isValidName(value: unknown): value is string {
   return typeof value === 'string' && NAME_PATTERN.test(value);
 }
+
+/** The path a tunnel token may serve (TUNNEL-PROTOCOL.md §1): mounted at /call/<path_id>, so no ':' or '@'; UUIDs fit. */
+export const PATH_ID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;

@@ -12,10 +12,8 @@
 //
 // Encoders write members in the order the real client's peer wrote them in
 // the captured exchange (TUNNEL-PROTOCOL.md §3–§7), so a replay of those
-// frames gets byte-for-byte the replies shown there.
-
-/** The path a tunnel token may serve (TUNNEL-PROTOCOL.md §1): UUIDs fit. */
-export const PATH_ID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
+// frames gets byte-for-byte the replies shown there. The path_id rule is in
+// names.ts with the other name rules.
 
 /** The methods the Telephone client relays; Switchboard answers others itself (405). */
 export const RELAYED_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;

@@ -17,10 +17,10 @@ import {
   encodeWsFrame,
   encodeWsOpen,
   heartbeatTs,
-  PATH_ID_PATTERN,
   requestedExtensions,
   type TunnelFrame,
 } from '../../src/protocol/tunnel-frames';
+import { PATH_ID_PATTERN } from '../../src/protocol/names';
 
 const ID = '550e8400-e29b-41d4-a716-446655440000';
 const topic = `telephone:${ID}`;
