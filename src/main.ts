@@ -26,11 +26,14 @@ import { ClusterRateLimiter } from './ratelimit/cluster-rate-limiter';
 import { ConnectionLimits } from './ratelimit/connection-limits';
 import { MemoryRateLimiter, type UserRateLimiter } from './ratelimit/rate-limiter';
 import { Router } from './routing/router';
+import { signerFromConfig } from './auth/token-signer';
 import { appEndpoint } from './session/app-endpoint';
 import type { ClientSession } from './session/client-session';
 import { drainSessions } from './session/drain';
 import { errorReply, type HttpRoute } from './transport/http-types';
 import { assertNativeUws, UwsServer } from './transport/uws-server';
+import { sidecarEndpoint } from './tunnel/sidecar-endpoint';
+import type { SidecarSession } from './tunnel/sidecar-session';
 
 export interface NodeOptions {
   config: Config;
@@ -69,18 +72,25 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const verifier = options.verifier ?? createVerifier(config, logger);
   const router = new Router({ nodeId: config.nodeId, bus, presence, logger, metrics });
   const sessions = new Set<ClientSession>();
+  const sidecars = new Set<SidecarSession>();
   const connectionLimits = new ConnectionLimits({
     maxConnections: config.MAX_CONNECTIONS,
     maxConnectionsPerIp: config.MAX_CONNECTIONS_PER_IP,
     connectRatePerIp: config.CONNECT_RATE_PER_IP,
   });
-  const health = new HealthMonitor(config, bus, metrics, logger, { connections: () => sessions.size, tunnels: () => 0 });
+  const health = new HealthMonitor(config, bus, metrics, logger, {
+    connections: () => sessions.size,
+    tunnels: () => [...sidecars].filter((sidecar) => sidecar.isJoined).length,
+  });
 
   await presence.start();
   await router.start();
   await health.start();
 
   const server = new UwsServer({ logger, onSlowConsumer: () => metrics.slowConsumerCloses.inc() });
+  server.websocket(
+    sidecarEndpoint({ config, logger, metrics, verifier, signer: signerFromConfig(config), sidecars, isDraining: () => health.isDraining }),
+  );
   server.websocket(
     appEndpoint({
       config,
@@ -126,7 +136,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     health.setDraining();
     router.watches.beginDrain();
     logger.info({ connections: sessions.size, spreadMs }, 'draining');
-    await drainSessions([...sessions], { spreadMs, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, close: spreadMs > 0 ? CLOSE.draining : CLOSE.going_away });
+    await drainSessions([...sessions, ...sidecars], { spreadMs, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, close: spreadMs > 0 ? CLOSE.draining : CLOSE.going_away });
     // Within what is left of SHUTDOWN_TIMEOUT_MS: a detach still waiting for Redis then leaves its
     // entries to the lease, which expires (presence.close keeps it when entries remain).
     await router.settled(Math.max(0, deadline - performance.now()));

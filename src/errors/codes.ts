@@ -25,6 +25,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export const CLOSE = {
   normal: { code: 1000, reason: 'normal' },
   going_away: { code: 1001, reason: 'going_away' },
+  heartbeat_timeout: { code: 1001, reason: 'heartbeat_timeout' },
   token_missing: { code: 1008, reason: 'token_missing' },
   token_invalid: { code: 1008, reason: 'token_invalid' },
   token_expired_at_connect: { code: 1008, reason: 'token_expired' },

@@ -14,7 +14,7 @@ import { CLOSE } from '../errors/codes';
 import type { ClientIpResolver } from '../http/client-ip';
 import { audit } from '../log/audit';
 import type { ConnectionLimits } from '../ratelimit/connection-limits';
-import { errorReply, type RequestInfo, type UpgradeDecision, type WsEndpoint, type WsHandler } from '../transport/http-types';
+import { errorReply, queryParam, type RequestInfo, type UpgradeDecision, type WsEndpoint, type WsHandler } from '../transport/http-types';
 import type { Connection } from '../transport/connection';
 import { mapMaybe, type MaybePromise } from '../util/maybe-promise';
 import { ClientSession, type SessionDeps } from './client-session';
@@ -30,16 +30,6 @@ export interface AppEndpointDeps extends Omit<SessionDeps, 'expiries' | 'limits'
   limits: ConnectionLimits;
   clientIp: ClientIpResolver;
   isDraining: () => boolean;
-}
-
-/** `name`'s value in a query string as URLSearchParams gives it, without parsing the whole query when nothing is escaped. */
-export function queryParam(query: string, name: string): string | undefined {
-  if (query.includes('%') || query.includes('+')) return new URLSearchParams(query).get(name) ?? undefined;
-  for (const pair of query.split('&')) {
-    if (pair === name) return '';
-    if (pair.startsWith(name) && pair.charCodeAt(name.length) === 61 /* = */) return pair.slice(name.length + 1);
-  }
-  return undefined;
 }
 
 /** The token from `?token=` or `Authorization: Bearer` (SPEC §2). */

@@ -60,6 +60,12 @@ export interface WsHandler {
 export interface WsEndpoint<C> {
   pattern: string;
   maxPayloadBytes: number;
+  /**
+   * How many times maxPayloadBytes uWS may buffer before it cuts a frame without a close frame
+   * (default 4: frames a little over the limit get a proper 1009). An endpoint whose limit is
+   * already large (a sidecar's 100 MiB responses) sets 1 rather than buffer 400 MiB.
+   */
+  oversizeHeadroom?: number;
   idleTimeoutS: number;
   maxBufferedBytes: number;
   /** The request headers `upgrade` reads (lowercase); only these are copied into RequestInfo. */
@@ -79,3 +85,13 @@ export const jsonReply = (status: number, body: unknown, headers?: Record<string
 
 /** Every HTTP error body is `{"error":"<code>","message":"..."}` (SPEC §1); the status comes from the one table of codes. */
 export const errorReply = (error: HttpErrorCode, message: string): HttpReply => jsonReply(HTTP_ERRORS[error], { error, message });
+
+/** `name`'s value in a query string as URLSearchParams gives it, without parsing the whole query when nothing is escaped. */
+export function queryParam(query: string, name: string): string | undefined {
+  if (query.includes('%') || query.includes('+')) return new URLSearchParams(query).get(name) ?? undefined;
+  for (const pair of query.split('&')) {
+    if (pair === name) return '';
+    if (pair.startsWith(name) && pair.charCodeAt(name.length) === 61 /* = */) return pair.slice(name.length + 1);
+  }
+  return undefined;
+}

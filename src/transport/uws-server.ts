@@ -162,7 +162,7 @@ export class UwsServer {
     // contract wants 1009, so uWS may buffer up to 4× the limit and we close over-limit frames
     // ourselves with 1009; only absurd frames (over 4×) are cut abruptly, unbuffered.
     this.app.ws<SocketData<C>>(endpoint.pattern, {
-      maxPayloadLength: endpoint.maxPayloadBytes * OVERSIZE_HEADROOM,
+      maxPayloadLength: endpoint.maxPayloadBytes * (endpoint.oversizeHeadroom ?? OVERSIZE_HEADROOM),
       idleTimeout: endpoint.idleTimeoutS,
       // uWS drops frames past this; UwsConnection closes the consumer with 4010 first.
       maxBackpressure: endpoint.maxBufferedBytes + endpoint.maxPayloadBytes,

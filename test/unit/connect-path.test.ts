@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { ConnectionLimits } from '../../src/ratelimit/connection-limits';
-import { queryParam } from '../../src/session/app-endpoint';
+import { queryParam } from '../../src/transport/http-types';
 import { ExpiryWheel } from '../../src/session/expiry-wheel';
 import { randomId } from '../../src/util/random-id';
 import { eventually } from '../helpers/eventually';
