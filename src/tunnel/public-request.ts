@@ -1,0 +1,133 @@
+// What a public request to a tunnel becomes, and what a sidecar's response
+// becomes for the public client (SPEC §5, TUNNEL-PROTOCOL.md §6): which path a
+// request is for, the path it is relayed with (no traversal), and the headers
+// each way (hop-by-hop ones dropped, as fastify-reply-from and nginx do; the
+// X-Forwarded-* trio added). Pure functions, no I/O.
+import { PATH_ID_PATTERN } from '../protocol/names';
+
+/** Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the proxy's own. */
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Framing the relay computes itself: a sidecar's Content-Length may describe a body it re-encoded. */
+const FRAMING: ReadonlySet<string> = new Set(['content-length']);
+
+export interface TunnelTarget {
+  pathId: string;
+  /** The path relayed to the sidecar, starting with `/` (`/` when empty). */
+  path: string;
+}
+
+export type TargetResult = { ok: true; target: TunnelTarget } | { ok: false; status: 400 | 404; message: string };
+
+/**
+ * The tunnel a public request is for: `/call/<path_id>/<rest>`, or any path on host
+ * `<path_id>.<tunnelDomain>` when a tunnel domain is set. 404 when it names none; 400 when the
+ * relayed path would climb out of the mount (`..` as a segment, written plainly or percent-encoded).
+ */
+export function tunnelTarget(url: string, host: string | undefined, tunnelDomain: string | undefined): TargetResult {
+  const bySubdomain = tunnelDomain === undefined || host === undefined ? undefined : subdomainPathId(host, tunnelDomain);
+  let pathId: string;
+  let rest: string;
+  if (bySubdomain !== undefined) {
+    pathId = bySubdomain;
+    rest = url;
+  } else {
+    if (!url.startsWith('/call/')) return { ok: false, status: 404, message: 'no such endpoint' };
+    const slash = url.indexOf('/', 6);
+    pathId = url.slice(6, slash === -1 ? undefined : slash);
+    rest = slash === -1 ? '/' : url.slice(slash);
+  }
+  if (!PATH_ID_PATTERN.test(pathId)) return { ok: false, status: 404, message: 'not a tunnel path' };
+  const path = rest === '' ? '/' : rest;
+  if (climbs(path)) return { ok: false, status: 400, message: 'the path may not contain ".." segments' };
+  return { ok: true, target: { pathId, path } };
+}
+
+function subdomainPathId(host: string, tunnelDomain: string): string | undefined {
+  const name = host.toLowerCase().replace(/:\d+$/, '');
+  const suffix = `.${tunnelDomain.toLowerCase()}`;
+  return name.endsWith(suffix) && name.length > suffix.length ? name.slice(0, -suffix.length) : undefined;
+}
+
+/** Whether a segment of the path is `..` once percent-decoded (`%2e%2e`, `.%2E`), or a backslash could make one. */
+function climbs(path: string): boolean {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    return true; // malformed escapes: refuse rather than guess what a backend makes of them
+  }
+  return decoded.split(/[/\\]/).some((segment) => segment === '..');
+}
+
+export interface ForwardedFor {
+  /** The client's address as the trusted-proxy logic resolved it (http/client-ip.ts). */
+  clientIp: string;
+  /** The request came from a proxy in TRUSTED_PROXIES: its X-Forwarded-For is kept and extended; otherwise it is the client's own word and replaced. */
+  viaTrustedProxy: boolean;
+  proto: 'http' | 'https';
+  host: string | undefined;
+}
+
+/**
+ * The request headers relayed to the sidecar: lowercase names (they already are), one value each
+ * (repeated lines arrive joined), hop-by-hop ones and those the Connection header names dropped,
+ * and X-Forwarded-For/-Proto/-Host set by this proxy (an earlier X-Forwarded-For is extended only
+ * when a trusted proxy wrote it: a client's own cannot put a forged address before its real one).
+ */
+export function relayedRequestHeaders(headers: Readonly<Record<string, string>>, forwarded: ForwardedFor): Record<string, string> {
+  const named = connectionOptions(headers.connection);
+  const out = Object.create(null) as Record<string, string>;
+  for (const name of Object.keys(headers)) {
+    if (HOP_BY_HOP.has(name) || named.has(name)) continue;
+    const value = headers[name];
+    if (value !== undefined) out[name] = value;
+  }
+  const earlier = forwarded.viaTrustedProxy ? out['x-forwarded-for'] : undefined;
+  out['x-forwarded-for'] = earlier === undefined || earlier === '' ? forwarded.clientIp : `${earlier}, ${forwarded.clientIp}`;
+  out['x-forwarded-proto'] = forwarded.proto;
+  if (forwarded.host !== undefined) out['x-forwarded-host'] = forwarded.host;
+  return out;
+}
+
+/**
+ * The response headers for the public client: names lowercased (sidecars send canonical case),
+ * hop-by-hop and framing headers dropped (the relay frames the body itself), a name repeated in
+ * different case joined — but Set-Cookie kept line by line.
+ */
+export function relayedResponseHeaders(headers: readonly (readonly [string, string])[]): [string, string][] {
+  const byName = new Map<string, string>();
+  const cookies: [string, string][] = [];
+  let connection: string | undefined;
+  for (const [raw, value] of headers) if (raw.toLowerCase() === 'connection') connection = value;
+  const named = connectionOptions(connection);
+  for (const [raw, value] of headers) {
+    const name = raw.toLowerCase();
+    if (HOP_BY_HOP.has(name) || FRAMING.has(name) || named.has(name)) continue;
+    // Set-Cookie values cannot be joined into one line (RFC 6265 §3): each stays a header of its own.
+    if (name === 'set-cookie') cookies.push([name, value]);
+    else byName.set(name, byName.has(name) ? `${byName.get(name) ?? ''}, ${value}` : value);
+  }
+  return [...byName, ...cookies];
+}
+
+/** The header names a Connection header lists (they are hop-by-hop too). */
+function connectionOptions(value: string | undefined): ReadonlySet<string> {
+  if (value === undefined) return new Set();
+  return new Set(
+    value
+      .split(',')
+      .map((option) => option.trim().toLowerCase())
+      .filter((option) => option !== ''),
+  );
+}
