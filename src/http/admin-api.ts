@@ -98,7 +98,7 @@ async function presence(deps: AdminApiDeps, request: RequestInfo): Promise<HttpR
     return errorReply('bad_request', `"users" must list 1-${MAX_USERS_PER_LIST} comma-separated user ids`);
   if (!users.every(isValidName)) return errorReply('bad_request', '"users" holds an invalid user id');
   try {
-    return jsonReply(200, { users: await deps.router.status(users) });
+    return jsonReply(200, { users: await deps.router.watches.status(users) });
   } catch (error) {
     if (error instanceof BusUnavailableError) return errorReply('unavailable', 'the cluster bus is down');
     throw error;

@@ -132,6 +132,7 @@ export class Metrics {
     this.registry.setDefaultLabels(labels);
     collectDefaultMetrics({ register: this.registry });
     for (const bound of ['user', 'node']) this.rateLimitQueueFull.inc({ bound }, 0);
+    for (const queue of ['early_frames', 'frames_waiting']) this.queueOverflows.inc({ queue }, 0);
   }
 
   /** Pre-creates the label sets of every known frame type so dashboards see zeros, not gaps. */

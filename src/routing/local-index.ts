@@ -159,9 +159,7 @@ export class LocalIndex {
   leave(r: Recipient, state: SessionState, room: string, entry: RoomEntry): boolean {
     if (state.rooms?.get(room) !== entry) return false;
     state.rooms.delete(room);
-    const members = this.byRoom.get(room);
-    members?.delete(r);
-    if (members?.size === 0) this.byRoom.delete(room);
+    removeFrom(this.byRoom, room, r);
     return true;
   }
 
@@ -176,9 +174,15 @@ export class LocalIndex {
   unwatch(r: Recipient, state: SessionState, user: string, entry: WatchEntry): boolean {
     if (state.watching?.get(user) !== entry) return false;
     state.watching.delete(user);
-    const watchers = this.watchers.get(user);
-    watchers?.delete(r);
-    if (watchers?.size === 0) this.watchers.delete(user);
+    removeFrom(this.watchers, user, r);
     return true;
   }
+}
+
+/** Takes `r` out of the index's collection under `key`, and the collection with its last member. */
+function removeFrom(index: Map<string, { delete(r: Recipient): boolean; readonly size: number }>, key: string, r: Recipient): void {
+  const collection = index.get(key);
+  if (collection === undefined) return;
+  collection.delete(r);
+  if (collection.size === 0) index.delete(key);
 }

@@ -181,11 +181,6 @@ export class Router {
     );
   }
 
-  /** Presence of `users` cluster-wide (the HTTP API's query). Throws BusUnavailableError. */
-  status(users: readonly string[]): ReturnType<Watches['status']> {
-    return this.watches.status(users);
-  }
-
   // ── direct signaling (SPEC §3.2) ────────────────────────────────────────
 
   /**
