@@ -14,7 +14,7 @@ import { connectRedis, hasRedis } from './bus/redis-clients';
 import type { Config } from './config/load';
 import { CLOSE } from './errors/codes';
 import { adminRoutes } from './http/admin-api';
-import { clientIpResolver } from './http/client-ip';
+import { clientIpResolver, forwardingPeer } from './http/client-ip';
 import { HealthMonitor } from './http/health';
 import type { Logger } from './log/logger';
 import { Metrics } from './metrics/metrics';
@@ -32,6 +32,12 @@ import type { ClientSession } from './session/client-session';
 import { drainSessions } from './session/drain';
 import { errorReply, type HttpRoute } from './transport/http-types';
 import { assertNativeUws, UwsServer } from './transport/uws-server';
+import { TunnelDirectory } from './tunnel/directory';
+import { MemoryRegistry } from './tunnel/memory-registry';
+import { NodeRelay } from './tunnel/node-relay';
+import { publicHttpRoute } from './tunnel/public-http';
+import { isTunnelHost } from './tunnel/public-request';
+import type { TunnelRegistry } from './tunnel/registry';
 import { sidecarEndpoint } from './tunnel/sidecar-endpoint';
 import type { SidecarSession } from './tunnel/sidecar-session';
 
@@ -41,6 +47,7 @@ export interface NodeOptions {
   /** Defaults to a private in-memory bus (one node). */
   bus?: Bus;
   presence?: PresenceStore;
+  registry?: TunnelRegistry;
   limiter?: UserRateLimiter;
   verifier?: TokenVerifier;
 }
@@ -69,10 +76,13 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const bus = options.bus ?? backend.bus;
   const presence = options.presence ?? backend.presence;
   const limiter = options.limiter ?? backend.limiter;
+  const registry = options.registry ?? backend.registry;
   const verifier = options.verifier ?? createVerifier(config, logger);
   const router = new Router({ nodeId: config.nodeId, bus, presence, logger, metrics });
   const sessions = new Set<ClientSession>();
   const sidecars = new Set<SidecarSession>();
+  const relay = new NodeRelay({ nodeId: config.nodeId, bus, logger, metrics });
+  const directory = new TunnelDirectory({ nodeId: config.nodeId, registry, remoteTarget: (route) => relay.target(route), logger });
   const connectionLimits = new ConnectionLimits({
     maxConnections: config.MAX_CONNECTIONS,
     maxConnectionsPerIp: config.MAX_CONNECTIONS_PER_IP,
@@ -84,12 +94,18 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   });
 
   await presence.start();
+  await registry.start();
+  await relay.start(directory);
   await router.start();
   await health.start();
 
-  const server = new UwsServer({ logger, onSlowConsumer: () => metrics.slowConsumerCloses.inc() });
+  const server = new UwsServer({
+    logger,
+    onSlowConsumer: () => metrics.slowConsumerCloses.inc(),
+    isVirtualHost: (host) => isTunnelHost(host, config.TUNNEL_DOMAIN),
+  });
   server.websocket(
-    sidecarEndpoint({ config, logger, metrics, verifier, signer: signerFromConfig(config), sidecars, isDraining: () => health.isDraining }),
+    sidecarEndpoint({ config, logger, metrics, verifier, signer: signerFromConfig(config), sidecars, directory, isDraining: () => health.isDraining }),
   );
   server.websocket(
     appEndpoint({
@@ -119,7 +135,17 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     const page = readFileSync(DEMO_PAGE);
     server.route({ method: 'get', pattern: '/', handle: () => ({ status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: page }) });
   }
-  server.fallback(() => errorReply('not_found', 'no such endpoint'));
+  // Everything else: a public request to a tunnel (/call/<path_id>/…, or a tunnel host), or 404.
+  server.stream(
+    publicHttpRoute({
+      config,
+      logger,
+      metrics,
+      directory,
+      forwarding: forwardingPeer(config.TRUSTED_PROXIES),
+      access: (request) => ({ ok: true, user: undefined, query: request.query }),
+    }),
+  );
 
   const port = await server.listen(config.HOST, config.PORT);
   let metricsServer: UwsServer | undefined;
@@ -142,9 +168,12 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     await router.settled(Math.max(0, deadline - performance.now()));
     // Clients reconnect as they are closed; give the last ones a moment before declaring anyone offline.
     await router.watches.finishDrain(spreadMs > 0 ? Math.min(DRAIN_PRESENCE_GRACE_MS, config.SHUTDOWN_TIMEOUT_MS) : 0);
+    // Sidecars still busy when the time is up are closed now: what they carry fails (502), never hangs.
+    for (const sidecar of sidecars) sidecar.close(CLOSE.going_away);
     health.stop();
     server.stopListening();
     metricsServer?.stopListening();
+    await registry.close();
     await presence.close();
     await bus.close();
     await backend.close();
@@ -164,6 +193,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
 interface Backend {
   bus: Bus;
   presence: PresenceStore;
+  registry: TunnelRegistry;
   limiter: UserRateLimiter;
   close(): Promise<void>;
 }
@@ -175,6 +205,7 @@ async function createBackend(config: Config, logger: Logger, metrics: Metrics): 
     return {
       bus: new MemoryBus(),
       presence: new MemoryPresence(),
+      registry: new MemoryRegistry(config.nodeId),
       limiter,
       close: () => Promise.resolve(limiter.close()),
     };
@@ -191,6 +222,8 @@ async function createBackend(config: Config, logger: Logger, metrics: Metrics): 
   return {
     bus: new RedisBus({ commands: redis.commands, subscriber: redis.subscriber, prefix: config.REDIS_PREFIX, sharded: redis.sharded, shardsUp: redis.shardsUp, logger }),
     presence: new RedisPresence({ redis: redis.commands, prefix: config.REDIS_PREFIX, nodeId: config.nodeId, ttlMs: config.PRESENCE_TTL_MS, logger }),
+    // Until the Redis registry lands: every node sees only its own sidecars.
+    registry: new MemoryRegistry(config.nodeId),
     limiter,
     close: async () => {
       limiter.close();

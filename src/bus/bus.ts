@@ -69,6 +69,8 @@ export const channels = {
   room: (room: string) => `r:${room}`,
   presence: (user: string) => `p:${user}`,
   node: (node: string) => `n:${node}`,
+  /** Relayed tunnel requests for the sidecars of one node (tunnel/node-relay.ts). */
+  tunnel: (node: string) => `t:${node}`,
   broadcast: () => 'all',
 };
 

@@ -121,6 +121,12 @@ export const envSchema = z.object({
   MAX_REQUEST_BYTES: int(10 * MiB, 1),
   TUNNEL_HEARTBEAT_TIMEOUT_MS: int(60000, 1000),
   TUNNEL_TOKEN_TTL_S: int(3600, 60),
+  /** Request bodies over this (or of unknown length) stream to sidecars that speak `stream`. */
+  STREAM_THRESHOLD_BYTES: int(64 * 1024, 1024),
+  /** `required`: /call/<path_id> demands an app JWT whose `tunnels` claim allows the path. */
+  TUNNEL_PUBLIC_AUTH: z.enum(['open', 'required']).default('open'),
+  /** The cookie a browser may carry the public-side token in (besides Authorization and ?token=). */
+  TUNNEL_AUTH_COOKIE: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only').default('switchboard_token'),
 
   // Shutdown (SPEC §6.3).
   SHUTDOWN_TIMEOUT_MS: int(30000, 0),

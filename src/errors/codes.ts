@@ -31,6 +31,8 @@ export const CLOSE = {
   token_expired_at_connect: { code: 1008, reason: 'token_expired' },
   too_large: { code: 1009, reason: 'message_too_big' },
   draining: { code: 1012, reason: 'draining' },
+  /** A relayed WebSocket whose back end could not be reached (ws_error, or no ws_connected in time). */
+  bad_gateway: { code: 1014, reason: 'bad_gateway' },
   token_expired: { code: 4001, reason: 'token_expired' },
   rate_limited: { code: 4008, reason: 'rate_limited' },
   replaced: { code: 4009, reason: 'replaced' },
@@ -45,6 +47,7 @@ export const CLOSE_ADVICE: Readonly<Record<number, string>> = {
   1008: 'authentication failed at connect: get a new token',
   1009: 'frame too large: fix the client',
   1012: 'node draining (deploy, scale-in): reconnect at once, resume',
+  1014: 'relayed WebSocket: the back end behind the tunnel could not be reached',
   4001: 'token expired: refresh sooner',
   4008: 'rate-limit abuse: back off',
   4009: 'replaced by a newer connection of the same device: do not reconnect',
@@ -64,6 +67,13 @@ export const HTTP_ERRORS = {
   draining: 503,
   unavailable: 503,
   internal: 500,
+  // The tunnel relay (SPEC §5, TUNNEL-PROTOCOL.md §6).
+  no_tunnel: 503,
+  tunnel_disconnected: 502,
+  tunnel_timeout: 504,
+  response_too_large: 502,
+  tunnel_error: 502,
+  rate_limited: 429,
 } as const;
 
 export type HttpErrorCode = keyof typeof HTTP_ERRORS;

@@ -20,6 +20,18 @@ export function clientIpResolver(trustedProxies: readonly string[]): ClientIpRes
   };
 }
 
+/**
+ * What X-Forwarded-For needs of a request (tunnel relay): the peer's address, and whether the peer
+ * is a trusted proxy (then the header it sent is kept and extended, not replaced).
+ */
+export function forwardingPeer(trustedProxies: readonly string[]): (request: RequestInfo) => { peerIp: string; viaTrustedProxy: boolean } {
+  const trust = trustedProxies.length === 0 ? () => false : proxyaddr.compile([...trustedProxies]);
+  return (request) => {
+    const peerIp = normalise(request.peerAddress);
+    return { peerIp, viaTrustedProxy: trust(peerIp, 0) };
+  };
+}
+
 /** uWS gives IPv4 peers as IPv4-mapped IPv6 text ("0000:...:ffff:7f00:0001" or "::ffff:127.0.0.1"). */
 function normalise(address: string): string {
   const mapped = /^(?:0{1,4}:){5}ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);

@@ -10,6 +10,8 @@ export const AUDIT_EVENTS = [
   'admin_publish',
   'admin_auth_failed',
   'connection_rejected',
+  'tunnel_request',
+  'tunnel_websocket',
 ] as const;
 
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];

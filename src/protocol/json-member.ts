@@ -97,3 +97,14 @@ function valueEndAt(text: string, start: number): number | undefined {
   }
   return undefined;
 }
+
+/** `text` parsed, when it is a JSON array; undefined for anything else, invalid JSON included (never throws). */
+export function parseJsonArray(text: string): unknown[] | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return Array.isArray(value) ? (value as unknown[]) : undefined;
+}

@@ -14,6 +14,7 @@
 // the captured exchange (TUNNEL-PROTOCOL.md §3–§7), so a replay of those
 // frames gets byte-for-byte the replies shown there. The path_id rule is in
 // names.ts with the other name rules.
+import { parseJsonArray } from './json-member';
 
 /** The methods the Telephone client relays; Switchboard answers others itself (405). */
 export const RELAYED_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
@@ -44,14 +45,9 @@ export function channelTopic(pathId: string): string {
 
 /** The frame in `text`, or undefined when it is not a 5-element array with string topic and event and an object payload. */
 export function decodeTunnelFrame(text: string): TunnelFrame | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!Array.isArray(value) || value.length !== 5) return undefined;
-  const [joinRef, ref, topic, event, payload] = value as unknown[];
+  const value = parseJsonArray(text);
+  if (value === undefined || value.length !== 5) return undefined;
+  const [joinRef, ref, topic, event, payload] = value;
   if (!isRef(joinRef) || !isRef(ref) || typeof topic !== 'string' || typeof event !== 'string' || !isObject(payload)) return undefined;
   return { joinRef, ref, topic, event, payload };
 }

@@ -11,6 +11,17 @@ export interface Connection {
    */
   send(text: string): void;
   /** Writes what is queued, then closes with a code from errors/codes CLOSE; idempotent. */
-  close(close: Close): void;
+  close(close: Close | { readonly code: number; readonly reason: string }): void;
   readonly closed: boolean;
+}
+
+/** A connection that also carries bytes: what a relayed public WebSocket needs (tunnel/public-websocket.ts). */
+export interface ByteConnection extends Connection {
+  /**
+   * Queues a frame of bytes, in order with the text frames: binary, or text whose bytes are already
+   * UTF-8 (a relayed WebSocket's frames, which the relay never decodes).
+   */
+  sendBytes(data: Uint8Array, binary: boolean): void;
+  /** Writes what is queued, then a ping with `data`. */
+  ping(data: Uint8Array): void;
 }

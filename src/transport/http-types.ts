@@ -2,7 +2,7 @@
 // plain snapshots taken synchronously (uWS request objects die at the first
 // await), and plain replies the adapter writes.
 import { HTTP_ERRORS, type HttpErrorCode } from '../errors/codes';
-import type { Connection } from './connection';
+import type { ByteConnection } from './connection';
 
 export interface RequestInfo {
   /** Lowercase method. */
@@ -47,14 +47,55 @@ export interface HttpRoute {
   handle: HttpHandler;
 }
 
-export type UpgradeDecision<C> = { accept: true; context: C } | { accept: false; reply: HttpReply };
+/**
+ * A request served as it streams (the tunnel relay): the body is read chunk by chunk with
+ * pause/resume, and the response written chunk by chunk with back-pressure, so a 100 MiB body
+ * never sits whole in memory. The adapter corks every write (they come from timers and Redis).
+ */
+export interface HttpExchange {
+  readonly request: RequestInfo;
+  /** The client went away, or the response ended: nothing more may be written. */
+  readonly finished: boolean;
+  /** Called once when the client goes away before the response ended (never after it ended). */
+  onAborted(callback: () => void): void;
+  /** Starts reading the body; each chunk is a copy. GET and HEAD have none: `last` comes at once, empty. */
+  readBody(onChunk: (chunk: Buffer, last: boolean) => void): void;
+  pauseBody(): void;
+  resumeBody(): void;
+  /**
+   * The status and headers; the body follows with write/end. With `contentLength` the response is
+   * framed by it (tryEnd), else chunked. `headOnly` (HEAD, 204, 304): no body follows, and
+   * contentLength is only reported.
+   */
+  writeHead(status: number, headers: readonly (readonly [string, string])[], framing: { contentLength?: number; headOnly?: boolean }): void;
+  /** Writes part of the body; false when the client's socket is full (wait for onDrained before writing more). */
+  write(chunk: Uint8Array): boolean;
+  /** Called each time the client's socket took what was buffered. */
+  onDrained(callback: () => void): void;
+  end(): void;
+  /** A whole response at once (errors). */
+  reply(reply: HttpReply): void;
+  /** Cuts the connection: a failure after the head went out, when no status can tell it. */
+  abort(): void;
+}
+
+export interface StreamRoute {
+  pattern: string;
+  serve(exchange: HttpExchange): void;
+}
+
+/** Upgrades with `protocol`: the subprotocol to answer with (the client's header as sent when absent). */
+export type UpgradeDecision<C> = { accept: true; context: C; protocol?: string } | { accept: false; reply: HttpReply };
 
 /** One open socket's handler; a session object implements it itself (no closures per connection). */
 export interface WsHandler {
   /** `data` is only valid during the call: copy or decode it synchronously. */
   onMessage(data: ArrayBuffer, isBinary: boolean): void;
   /** The socket is closed (either side); nothing can be written any more. */
-  onClose(code: number): void;
+  onClose(code: number, reason: string): void;
+  /** A ping or pong from the client (uWS answers pings itself; a relay passes them on). */
+  onPing?(data: ArrayBuffer): void;
+  onPong?(data: ArrayBuffer): void;
 }
 
 export interface WsEndpoint<C> {
@@ -72,7 +113,7 @@ export interface WsEndpoint<C> {
   upgradeHeaders: readonly string[];
   /** Answered synchronously when it can be: no promise and no abort bookkeeping then (bench W5). */
   upgrade(request: RequestInfo): UpgradeDecision<C> | Promise<UpgradeDecision<C>>;
-  open(connection: Connection, context: C): WsHandler;
+  open(connection: ByteConnection, context: C): WsHandler;
   /** The client went away between an accepting decision and the upgrade: undo what `upgrade` reserved. */
   abandoned?(context: C): void;
 }

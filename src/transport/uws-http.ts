@@ -125,13 +125,23 @@ export function writeReply(res: uWS.HttpResponse, reply: HttpReply, closeConnect
 
 const REASONS: Record<number, string> = {
   200: 'OK',
+  201: 'Created',
   202: 'Accepted',
+  204: 'No Content',
+  206: 'Partial Content',
+  301: 'Moved Permanently',
+  302: 'Found',
+  304: 'Not Modified',
+  307: 'Temporary Redirect',
+  308: 'Permanent Redirect',
   400: 'Bad Request',
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
   413: 'Payload Too Large',
+  409: 'Conflict',
+  422: 'Unprocessable Content',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
@@ -139,6 +149,6 @@ const REASONS: Record<number, string> = {
   504: 'Gateway Timeout',
 };
 
-function statusLine(status: number): string {
+export function statusLine(status: number): string {
   return `${status} ${REASONS[status] ?? 'Status'}`;
 }

@@ -8,11 +8,12 @@
 // - message buffers are only borrowed: handlers decode them synchronously;
 // - nothing is added to uWS objects: per-socket state lives in getUserData().
 import uWS from 'uWebSockets.js';
-import { CLOSE, type Close } from '../errors/codes';
+import { CLOSE } from '../errors/codes';
 import type { Logger } from '../log/logger';
 import { loggableUrl } from '../log/logger';
-import type { Connection } from './connection';
-import { errorReply, type HttpRoute, type UpgradeDecision, type WsEndpoint, type WsHandler } from './http-types';
+import type { ByteConnection } from './connection';
+import { errorReply, type HttpRoute, type StreamRoute, type UpgradeDecision, type WsEndpoint, type WsHandler } from './http-types';
+import { UwsExchange } from './uws-exchange';
 import { requestInfo, serveHttp, writeReply } from './uws-http';
 
 /** Refuses to run on the package's JavaScript fallback: it is many times slower and not what was tested. */
@@ -33,7 +34,7 @@ interface SocketData<C> {
   handler?: WsHandler;
   connection?: UwsConnection;
   /** Set when uWS reported the close before open() returned a handler (a socket closed from inside open). */
-  closedDuringOpen?: number;
+  closedDuringOpen?: { code: number; reason: string };
 }
 
 /**
@@ -63,10 +64,18 @@ class Outbox {
   };
 }
 
-class UwsConnection implements Connection {
+/** A frame of bytes in the queue (text frames are plain strings: the common case costs no wrapper). */
+class BytesFrame {
+  constructor(
+    readonly data: Uint8Array,
+    readonly binary: boolean,
+  ) {}
+}
+
+class UwsConnection implements ByteConnection {
   closed = false;
   /** Frames waiting for the end of the turn; undefined when none (most connections, most of the time). */
-  private queued: string[] | undefined;
+  private queued: (string | BytesFrame)[] | undefined;
 
   constructor(
     private readonly ws: uWS.WebSocket<SocketData<unknown>>,
@@ -76,9 +85,24 @@ class UwsConnection implements Connection {
   ) {}
 
   send(text: string): void {
+    this.enqueue(text);
+  }
+
+  sendBytes(data: Uint8Array, binary: boolean): void {
+    this.enqueue(new BytesFrame(data, binary));
+  }
+
+  ping(data: Uint8Array): void {
     if (this.closed) return;
-    if (this.queued !== undefined) return void this.queued.push(text);
-    this.queued = [text];
+    this.ws.cork(() => {
+      if (this.writeQueued()) this.ws.ping(data);
+    });
+  }
+
+  private enqueue(frame: string | BytesFrame): void {
+    if (this.closed) return;
+    if (this.queued !== undefined) return void this.queued.push(frame);
+    this.queued = [frame];
     this.outbox.add(this);
   }
 
@@ -92,7 +116,7 @@ class UwsConnection implements Connection {
     else this.ws.cork(() => this.writeQueued());
   }
 
-  close(close: Close): void {
+  close(close: { readonly code: number; readonly reason: string }): void {
     if (this.closed) return;
     // Frames sent before the close go out before the close frame.
     this.ws.cork(() => {
@@ -106,7 +130,7 @@ class UwsConnection implements Connection {
     this.queued = undefined;
     if (frames === undefined) return true;
     for (const frame of frames) {
-      const result = this.ws.send(frame, false);
+      const result = typeof frame === 'string' ? this.ws.send(frame, false) : this.ws.send(frame.data, frame.binary);
       // uWS drops the frame past maxBackpressure; a buffer over our limit is a slow consumer either way (SPEC 4010).
       if (result === UWS_DROPPED || this.ws.getBufferedAmount() > this.maxBufferedBytes) {
         this.onSlowConsumer();
@@ -123,7 +147,7 @@ class UwsConnection implements Connection {
     this.queued = undefined;
   }
 
-  private end(close: Close): void {
+  private end(close: { readonly code: number; readonly reason: string }): void {
     this.closed = true;
     this.queued = undefined;
     this.ws.end(close.code, close.reason);
@@ -133,6 +157,12 @@ class UwsConnection implements Connection {
 export interface UwsServerOptions {
   logger: Logger;
   onSlowConsumer?: () => void;
+  /**
+   * Hosts that belong to the catch-all routes whatever their path (tunnel subdomains,
+   * `<path_id>.<TUNNEL_DOMAIN>`): the server's own routes pass such requests on (uWS's yield) to
+   * the `/*` routes.
+   */
+  isVirtualHost?: (host: string) => boolean;
 }
 
 export class UwsServer {
@@ -141,15 +171,36 @@ export class UwsServer {
   private readonly logger: Logger;
   private readonly onSlowConsumer: () => void;
   private readonly outbox = new Outbox();
+  private readonly isVirtualHost: (host: string) => boolean;
 
   constructor(options: UwsServerOptions) {
     this.logger = options.logger;
     this.onSlowConsumer = options.onSlowConsumer ?? (() => undefined);
+    this.isVirtualHost = options.isVirtualHost ?? (() => false);
   }
 
   route(route: HttpRoute): this {
-    this.app[route.method](route.pattern, (res, req) => serveHttp(route, res, req, this.logger));
+    this.app[route.method](route.pattern, (res, req) => {
+      if (this.yieldsToVirtualHost(route.pattern, req)) return;
+      serveHttp(route, res, req, this.logger);
+    });
     return this;
+  }
+
+  /** A route that reads the body and writes the response as they stream (HttpExchange). */
+  stream(route: StreamRoute): this {
+    this.app.any(route.pattern, (res, req) => {
+      if (this.yieldsToVirtualHost(route.pattern, req)) return;
+      route.serve(new UwsExchange(res, req));
+    });
+    return this;
+  }
+
+  /** A request for a virtual host reaching one of the server's own routes: passed on to the catch-all. */
+  private yieldsToVirtualHost(pattern: string, req: uWS.HttpRequest): boolean {
+    if (pattern === '/*' || !this.isVirtualHost(req.getHeader('host'))) return false;
+    req.setYield(true);
+    return true;
   }
 
   /** Answers every path no route matched (404 JSON by default). */
@@ -169,7 +220,9 @@ export class UwsServer {
       closeOnBackpressureLimit: 0,
       sendPingsAutomatically: true,
       compression: uWS.DISABLED,
-      upgrade: (res, req, context) => this.upgrade(endpoint, res, req, context),
+      upgrade: (res, req, context) => {
+        if (!this.yieldsToVirtualHost(endpoint.pattern, req)) this.upgrade(endpoint, res, req, context);
+      },
       open: (ws) => {
         const data = ws.getUserData();
         const connection = new UwsConnection(ws, this.outbox, endpoint.maxBufferedBytes, this.onSlowConsumer);
@@ -179,7 +232,7 @@ export class UwsServer {
         data.context = undefined;
         // uWS runs the close handler inside end(): a socket the endpoint closed at once (a refused
         // token) was gone before its handler existed. Tell the handler now, or its slot leaks.
-        if (data.closedDuringOpen !== undefined) return handler.onClose(data.closedDuringOpen);
+        if (data.closedDuringOpen !== undefined) return handler.onClose(data.closedDuringOpen.code, data.closedDuringOpen.reason);
         // uWS corks the upgrade response while open runs: what the handler sent (the welcome)
         // leaves in the same write as the 101, one syscall and packet fewer per connect.
         connection.flush();
@@ -189,11 +242,13 @@ export class UwsServer {
         if (message.byteLength > endpoint.maxPayloadBytes) data.connection?.close(CLOSE.too_large);
         else data.handler?.onMessage(message, isBinary);
       },
-      close: (ws, code) => {
+      ping: (ws, message) => ws.getUserData().handler?.onPing?.(message),
+      pong: (ws, message) => ws.getUserData().handler?.onPong?.(message),
+      close: (ws, code, message) => {
         const data = ws.getUserData();
         data.connection?.markClosed();
-        if (data.handler === undefined) data.closedDuringOpen = code;
-        else data.handler.onClose(code);
+        if (data.handler === undefined) data.closedDuringOpen = { code, reason: Buffer.from(message).toString('utf8') };
+        else data.handler.onClose(code, Buffer.from(message).toString('utf8'));
       },
     });
     return this;
@@ -221,7 +276,7 @@ export class UwsServer {
     const protocol = req.getHeader('sec-websocket-protocol');
     const extensions = req.getHeader('sec-websocket-extensions');
     const answer = (decision: UpgradeDecision<C>) => {
-      if (decision.accept) res.upgrade<SocketData<C>>({ context: decision.context }, key, protocol, extensions, context);
+      if (decision.accept) res.upgrade<SocketData<C>>({ context: decision.context }, key, decision.protocol ?? protocol, extensions, context);
       else writeReply(res, decision.reply);
     };
     const fail = (error: unknown) => {

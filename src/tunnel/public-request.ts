@@ -21,13 +21,13 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
 /** Framing the relay computes itself: a sidecar's Content-Length may describe a body it re-encoded. */
 const FRAMING: ReadonlySet<string> = new Set(['content-length']);
 
-export interface TunnelTarget {
+export interface TunnelAddress {
   pathId: string;
   /** The path relayed to the sidecar, starting with `/` (`/` when empty). */
   path: string;
 }
 
-export type TargetResult = { ok: true; target: TunnelTarget } | { ok: false; status: 400 | 404; message: string };
+export type TargetResult = { ok: true; target: TunnelAddress } | { ok: false; status: 400 | 404; message: string };
 
 /**
  * The tunnel a public request is for: `/call/<path_id>/<rest>`, or any path on host
@@ -53,6 +53,13 @@ export function tunnelTarget(url: string, host: string | undefined, tunnelDomain
   return { ok: true, target: { pathId, path } };
 }
 
+/** Whether requests for `host` go to a tunnel whatever their path (`<path_id>.<TUNNEL_DOMAIN>`). */
+export function isTunnelHost(host: string, tunnelDomain: string | undefined): boolean {
+  if (tunnelDomain === undefined) return false;
+  const pathId = subdomainPathId(host, tunnelDomain);
+  return pathId !== undefined && PATH_ID_PATTERN.test(pathId);
+}
+
 function subdomainPathId(host: string, tunnelDomain: string): string | undefined {
   const name = host.toLowerCase().replace(/:\d+$/, '');
   const suffix = `.${tunnelDomain.toLowerCase()}`;
@@ -71,9 +78,9 @@ function climbs(path: string): boolean {
 }
 
 export interface ForwardedFor {
-  /** The client's address as the trusted-proxy logic resolved it (http/client-ip.ts). */
-  clientIp: string;
-  /** The request came from a proxy in TRUSTED_PROXIES: its X-Forwarded-For is kept and extended; otherwise it is the client's own word and replaced. */
+  /** The address this node received the request from (the client, or the proxy in front of it): the hop X-Forwarded-For gains. */
+  peerIp: string;
+  /** The peer is a proxy in TRUSTED_PROXIES: its X-Forwarded-For is kept and extended; otherwise it is the client's own word and replaced. */
   viaTrustedProxy: boolean;
   proto: 'http' | 'https';
   host: string | undefined;
@@ -94,7 +101,7 @@ export function relayedRequestHeaders(headers: Readonly<Record<string, string>>,
     if (value !== undefined) out[name] = value;
   }
   const earlier = forwarded.viaTrustedProxy ? out['x-forwarded-for'] : undefined;
-  out['x-forwarded-for'] = earlier === undefined || earlier === '' ? forwarded.clientIp : `${earlier}, ${forwarded.clientIp}`;
+  out['x-forwarded-for'] = earlier === undefined || earlier === '' ? forwarded.peerIp : `${earlier}, ${forwarded.peerIp}`;
   out['x-forwarded-proto'] = forwarded.proto;
   if (forwarded.host !== undefined) out['x-forwarded-host'] = forwarded.host;
   return out;

@@ -1,21 +1,25 @@
 // One tunnel sidecar on /telephone/websocket (SPEC §5, TUNNEL-PROTOCOL.md):
 // a Vera Telephone client or `switchboard tunnel`, serving one path_id.
 //
-//   connected ──phx_join(telephone:<path_id>)──► joined ──(close, heartbeat timeout)──► closed
+//   connected ──phx_join──► joining ──registry──► joined ──drain──► draining ──► closed
+//                                                    └────────(close, heartbeat timeout)───┘
 //
-// This step answers the channel protocol: join (the token's path_id only),
-// channel and `phoenix` heartbeats, token refresh at half-life, and closes the
-// whole socket when heartbeats stop (the Telephone client reconnects only when
-// its socket closes). Relaying requests to joined sidecars comes with the
-// tunnel registry.
+// The session answers the channel protocol (join on the token's path_id only,
+// channel and `phoenix` heartbeats, token refresh) and carries the requests
+// relayed to it (sidecar-request.ts) and the public WebSockets relayed through
+// it (sidecar-websockets.ts). It gets requests only once the registry has it,
+// and a socket that closes fails what it carries at once: 502 for requests,
+// 1001 for WebSockets.
 import type { Claims } from '../auth/claims';
 import type { TokenSigner } from '../auth/token-signer';
 import type { Config } from '../config/load';
 import { CLOSE, type Close } from '../errors/codes';
 import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
+import { decodeStreamEvent, STREAM_EVENTS } from '../protocol/tunnel-stream';
 import {
   channelTopic,
+  decodeProxyResponse,
   decodeTunnelFrame,
   encodeJoinReply,
   encodePush,
@@ -23,8 +27,14 @@ import {
   heartbeatTs,
   requestedExtensions,
   type Extension,
+  type Payload,
   type TunnelFrame,
 } from '../protocol/tunnel-frames';
+import { randomId } from '../util/random-id';
+import type { TunnelDirectory } from './directory';
+import type { RelayHead, RequestStream, ResponseSink, WsCheckResult, WsHead, WsSink, WsStream } from './exchange';
+import { SidecarRequest, type SidecarChannel } from './sidecar-request';
+import { SidecarWebSockets, WS_EVENTS } from './sidecar-websockets';
 import type { Connection } from '../transport/connection';
 import type { WsHandler } from '../transport/http-types';
 import type { Drainable } from '../session/drain';
@@ -38,21 +48,32 @@ export interface SidecarDeps {
   metrics: Metrics;
   /** Mints refreshed tokens; undefined when the node has no signing key (refresh_unavailable). */
   signer: TokenSigner | undefined;
-  /** This node's sidecar sockets (health's `tunnels` counts the joined ones; drain closes them). */
+  /** This node's sidecar sockets (drain closes them). */
   sidecars: Set<SidecarSession>;
+  /** Where joined sidecars are published and requests find them. */
+  directory: TunnelDirectory;
 }
 
 const utf8 = new TextDecoder('utf-8');
-/** Extensions this node grants: none until the relay implements binary bodies and streaming. */
-const GRANTED: readonly Extension[] = [];
+/** The extensions this node grants (docs/tunnel-extensions.md); `stream` only with `binary_body`. */
+const GRANTED: readonly Extension[] = ['binary_body', 'stream'];
 
-export class SidecarSession implements WsHandler, Drainable {
-  private phase: 'connected' | 'joined' | 'closed' = 'connected';
+export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
+  private phase: 'connected' | 'joining' | 'joined' | 'draining' | 'closed' = 'connected';
+  readonly id = randomId(12);
+  readonly key: string;
   /** The join's join_ref: every server push carries it (Phoenix V2). */
-  private joinRef: string | undefined;
+  private joinRef = '1';
+  private extensions: readonly Extension[] = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly requests = new Map<string, SidecarRequest>();
+  private readonly websockets = new SidecarWebSockets((event, payload) => this.push(event, payload));
+  /** A drain's close, waiting for the requests in flight to finish. */
+  private closeWhenIdle: Close | undefined;
   private readonly topic: string;
   private readonly log: Logger;
+  readonly maxResponseBytes: number;
+  readonly streamThresholdBytes: number;
 
   constructor(
     private readonly deps: SidecarDeps,
@@ -61,6 +82,9 @@ export class SidecarSession implements WsHandler, Drainable {
   ) {
     this.topic = channelTopic(claims.pathId);
     this.log = deps.logger.child({ tunnel: claims.pathId });
+    this.key = `${deps.config.nodeId}/${this.id}`;
+    this.maxResponseBytes = deps.config.MAX_RESPONSE_BYTES;
+    this.streamThresholdBytes = deps.config.STREAM_THRESHOLD_BYTES;
   }
 
   get pathId(): string {
@@ -68,17 +92,65 @@ export class SidecarSession implements WsHandler, Drainable {
   }
 
   get isJoined(): boolean {
-    return this.phase === 'joined';
+    return this.phase === 'joined' || this.phase === 'draining';
+  }
+
+  get isDraining(): boolean {
+    return this.phase === 'draining';
   }
 
   get isClosed(): boolean {
     return this.phase === 'closed';
   }
 
+  get binaryBody(): boolean {
+    return this.extensions.includes('binary_body');
+  }
+
+  get stream(): boolean {
+    return this.extensions.includes('stream');
+  }
+
   open(): void {
     this.deps.sidecars.add(this);
     this.armHeartbeat();
   }
+
+  // ── requests (TunnelTarget, SidecarChannel) ────────────────────────────
+
+  /** Sends a public request to this sidecar. */
+  request(head: RelayHead, sink: ResponseSink): RequestStream {
+    const request = new SidecarRequest(this, head, sink);
+    if (this.phase === 'closed') {
+      request.onSidecarGone();
+      return request;
+    }
+    this.requests.set(head.id, request);
+    return request;
+  }
+
+  /** ws_check to this sidecar (fails at once when its socket is gone). */
+  checkWebSocket(head: WsHead): Promise<WsCheckResult> {
+    if (this.phase === 'closed') return Promise.resolve({ ok: false, failure: 'gone' });
+    return this.websockets.check(head);
+  }
+
+  connectWebSocket(head: WsHead, sink: WsSink): WsStream {
+    const stream = this.websockets.connect(head, sink);
+    if (this.phase === 'closed') this.websockets.gone();
+    return stream;
+  }
+
+  push(event: string, payload: Payload): void {
+    this.conn.send(encodePush(this.joinRef, this.claims.pathId, event, payload));
+  }
+
+  finished(request: SidecarRequest): void {
+    this.requests.delete(request.id);
+    if (this.closeWhenIdle !== undefined && this.requests.size === 0) this.conn.close(this.closeWhenIdle);
+  }
+
+  // ── the socket ─────────────────────────────────────────────────────────
 
   onMessage(data: ArrayBuffer, isBinary: boolean): void {
     const frame = isBinary ? undefined : decodeTunnelFrame(utf8.decode(data));
@@ -95,51 +167,96 @@ export class SidecarSession implements WsHandler, Drainable {
         return this.heartbeat(frame);
       case 'refresh_token':
         return this.refresh(frame);
+      case 'proxy_res': {
+        const response = decodeProxyResponse(frame.payload);
+        return response === undefined ? undefined : this.requests.get(response.requestId)?.onResponse(response);
+      }
       default:
+        if (WS_EVENTS.has(frame.event)) return this.websockets.onEvent(frame.event, frame.payload);
+        if (STREAM_EVENTS.has(frame.event)) {
+          const event = decodeStreamEvent(frame.event, frame.payload);
+          return event === undefined ? undefined : this.requests.get(event.requestId)?.onStreamEvent(event);
+        }
         return void this.log.debug({ event: frame.event.slice(0, 32) }, 'ignored a sidecar event this node does not handle');
     }
   }
 
   onClose(): void {
     if (this.phase === 'closed') return;
-    if (this.phase === 'joined') this.deps.metrics.tunnelsActive.dec();
+    if (this.isJoined) {
+      this.deps.metrics.tunnelsActive.dec();
+      this.deps.directory.remove(this);
+    }
     this.phase = 'closed';
     clearTimeout(this.heartbeatTimer);
     this.deps.sidecars.delete(this);
+    // Whatever was in flight fails now (502 tunnel_disconnected), never hangs.
+    for (const request of [...this.requests.values()]) request.onSidecarGone();
+    this.requests.clear();
+    this.websockets.gone();
   }
 
+  /**
+   * Drain: a sidecar that speaks the extensions is told, and connects elsewhere before this socket
+   * goes (make-before-break); this node then sends it new requests only when no other sidecar
+   * serves the path. The Telephone protocol has no such event: that client reconnects once its
+   * socket closes.
+   */
   notifyDraining(): void {
-    // The Telephone protocol has no draining event: the sidecar reconnects when its socket closes.
+    if (this.phase !== 'joined') return;
+    this.phase = 'draining';
+    if (this.extensions.length > 0) this.push('draining', { reconnect_after_ms: 0 });
   }
 
+  /** A drain's close (1012) waits for the requests in flight; any other close is at once. */
   close(close: Close): void {
-    if (this.phase !== 'closed') this.conn.close(close);
+    if (this.phase === 'closed') return;
+    if (close.code === CLOSE.draining.code && this.requests.size > 0) {
+      this.closeWhenIdle = close;
+      return;
+    }
+    this.conn.close(close);
   }
 
   private join(frame: TunnelFrame): void {
     if (frame.topic !== this.topic)
       return this.conn.send(encodeReply(frame.joinRef, frame.ref, frame.topic, 'error', { reason: 'path_id_mismatch' }));
     // A Telephone join ({}) gets exactly the baseline reply; a join that asks gets the list of those granted.
-    const extensions = Array.isArray(frame.payload.extensions) ? requestedExtensions(frame.payload).filter((e) => GRANTED.includes(e)) : undefined;
-    if (this.phase === 'connected') {
-      this.phase = 'joined';
-      this.deps.metrics.tunnelsActive.inc();
-    }
+    const asked = Array.isArray(frame.payload.extensions) ? requestedExtensions(frame.payload) : undefined;
+    const granted = asked?.filter((e) => GRANTED.includes(e) && (e !== 'stream' || asked.includes('binary_body')));
+    const reply = () => this.conn.send(encodeJoinReply(frame.ref, this.claims.pathId, this.expiresIn(), granted));
+    if (this.phase !== 'connected') return reply(); // a repeated join: same answer, nothing new to register
+    this.phase = 'joining';
     this.joinRef = frame.joinRef ?? frame.ref ?? '1';
-    this.conn.send(encodeJoinReply(frame.ref, this.claims.pathId, this.expiresIn(), extensions));
+    this.extensions = granted ?? [];
+    this.deps.directory.add(this).then(
+      () => {
+        // The socket may have closed while the registry wrote: then the route goes again at once.
+        if (this.phase !== 'joining') return this.deps.directory.remove(this);
+        this.phase = 'joined';
+        this.deps.metrics.tunnelsActive.inc();
+        reply();
+      },
+      (error: unknown) => {
+        if (this.phase !== 'joining') return;
+        this.log.warn({ err: error }, 'sidecar join failed: the tunnel registry is unavailable');
+        this.phase = 'connected';
+        this.conn.send(encodeReply(frame.joinRef, frame.ref, frame.topic, 'error', { reason: 'unavailable' }));
+      },
+    );
   }
 
   private heartbeat(frame: TunnelFrame): void {
     this.armHeartbeat();
     if (frame.topic === 'phoenix') return this.conn.send(encodeReply(frame.joinRef, frame.ref, 'phoenix', 'ok', {}));
     const ts = heartbeatTs(frame.payload) ?? Math.floor(Date.now() / 1000);
-    this.conn.send(encodePush(this.joinRef ?? frame.joinRef ?? '1', this.claims.pathId, 'heartbeat_ack', { ts }));
+    this.conn.send(encodePush(this.isJoined ? this.joinRef : (frame.joinRef ?? '1'), this.claims.pathId, 'heartbeat_ack', { ts }));
   }
 
   /** A new token at half-life (TUNNEL-PROTOCOL.md §5): same sub, path_id and roles; new jti, iat and exp. */
   private refresh(frame: TunnelFrame): void {
     const { signer, config } = this.deps;
-    const joinRef = this.joinRef ?? frame.joinRef;
+    const joinRef = this.isJoined ? this.joinRef : frame.joinRef;
     if (signer === undefined) return this.conn.send(encodeReply(joinRef, frame.ref, this.topic, 'error', { reason: 'refresh_unavailable' }));
     const token = signer.refreshTunnel(this.claims, config.TUNNEL_TOKEN_TTL_S);
     this.conn.send(encodeReply(joinRef, frame.ref, this.topic, 'ok', { token, expires_in: config.TUNNEL_TOKEN_TTL_S }));

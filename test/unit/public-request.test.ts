@@ -46,7 +46,7 @@ test('request headers: hop-by-hop and Connection-named ones dropped, X-Forwarded
       'content-type': 'application/json',
       'x-forwarded-for': '203.0.113.9',
     },
-    { clientIp: '198.51.100.7', viaTrustedProxy: true, proto: 'https', host: 'sb.example.com' },
+    { peerIp: '198.51.100.7', viaTrustedProxy: true, proto: 'https', host: 'sb.example.com' },
   );
   assert.deepEqual({ ...relayed }, {
     host: 'sb.example.com',
@@ -56,10 +56,10 @@ test('request headers: hop-by-hop and Connection-named ones dropped, X-Forwarded
     'x-forwarded-host': 'sb.example.com',
   });
   // From an untrusted peer, a client's own X-Forwarded-For is replaced, not extended.
-  assert.equal(relayedRequestHeaders({ 'x-forwarded-for': '10.0.0.1' }, { clientIp: '198.51.100.7', viaTrustedProxy: false, proto: 'http', host: undefined })['x-forwarded-for'], '198.51.100.7');
+  assert.equal(relayedRequestHeaders({ 'x-forwarded-for': '10.0.0.1' }, { peerIp: '198.51.100.7', viaTrustedProxy: false, proto: 'http', host: undefined })['x-forwarded-for'], '198.51.100.7');
   const proto = Object.create(null) as Record<string, string>;
   proto.__proto__ = 'kept';
-  assert.equal(relayedRequestHeaders(proto, { clientIp: '::1', viaTrustedProxy: false, proto: 'http', host: undefined }).__proto__, 'kept');
+  assert.equal(relayedRequestHeaders(proto, { peerIp: '::1', viaTrustedProxy: false, proto: 'http', host: undefined }).__proto__, 'kept');
 });
 
 test('response headers: lowercased, framing and hop-by-hop dropped, repeated names joined but cookies kept apart', () => {

@@ -1,0 +1,85 @@
+// A real back end behind a tunnel: node:http plus a `ws` server on one port 0.
+//   /echo            → 200 JSON {method, path, query, headers, body}
+//   /status/<code>   → that status, body "status <code>"
+//   /bytes?n=<n>     → n bytes of a fixed pattern (application/octet-stream)
+//   /upload          → 200 JSON {bytes, sha256} of the request body
+//   /hang            → never answers; `hangs` counts those the client aborted
+//   /cookies         → two Set-Cookie lines
+//   WebSocket /ws    → echoes "echo:<text>" and binary as is; "close:<code>" closes with that code
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TestContext } from 'node:test';
+import { WebSocketServer } from 'ws';
+
+export interface Backend {
+  port: number;
+  origin: string;
+  /** Requests to /hang whose client went away (a cancel reached the back end). */
+  aborted: number;
+  server: Server;
+}
+
+export function pattern(n: number): Buffer {
+  const out = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 31 + (i >> 8)) & 255;
+  return out;
+}
+
+export async function startBackend(t: TestContext): Promise<Backend> {
+  const backend: Backend = { port: 0, origin: '', aborted: 0, server: createServer() };
+  const server = backend.server;
+  server.on('request', (req: IncomingMessage, res) => {
+    const url = new URL(req.url ?? '/', 'http://backend');
+    if (url.pathname === '/hang') {
+      req.socket.on('close', () => backend.aborted++);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (url.pathname.startsWith('/status/')) {
+        const code = Number(url.pathname.slice(8));
+        res.writeHead(code, { 'content-type': 'text/plain' });
+        return res.end(code === 204 || code === 304 ? undefined : `status ${code}`);
+      }
+      if (url.pathname === '/bytes') {
+        const n = Number(url.searchParams.get('n') ?? 0);
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(n) });
+        return res.end(pattern(n));
+      }
+      if (url.pathname === '/upload') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') }));
+      }
+      if (url.pathname === '/cookies') {
+        res.setHeader('set-cookie', ['a=1; Path=/', 'b=2; Path=/']);
+        return res.end('cookies');
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'x-backend': 'yes' });
+      res.end(JSON.stringify({ method: req.method, path: url.pathname, query: url.search.slice(1), headers: req.headers, body: body.toString('utf8') }));
+    });
+  });
+  const wss = new WebSocketServer({ server, path: '/ws', handleProtocols: (protocols) => [...protocols][0] ?? false });
+  wss.on('connection', (socket) => {
+    socket.on('message', (data: Buffer, isBinary) => {
+      const text = data.toString('utf8');
+      if (!isBinary && text.startsWith('close:')) return socket.close(Number(text.slice(6)), 'backend bye');
+      socket.send(isBinary ? data : `echo:${text}`, { binary: isBinary });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  backend.port = (server.address() as AddressInfo).port;
+  backend.origin = `http://127.0.0.1:${backend.port}`;
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return backend;
+}
