@@ -18,6 +18,7 @@ import { clientIpResolver, forwardingPeer } from './http/client-ip';
 import { HealthMonitor } from './http/health';
 import type { Logger } from './log/logger';
 import { Metrics } from './metrics/metrics';
+import { LeaseKeeper } from './presence/lease-keeper';
 import { MemoryPresence } from './presence/memory-presence';
 import type { PresenceStore } from './presence/presence';
 import { RedisPresence } from './presence/redis-presence';
@@ -219,9 +220,11 @@ async function createBackend(config: Config, logger: Logger, metrics: Metrics): 
     durationS: config.RATE_LIMIT_DURATION_S,
     logger,
   });
+  // One lease per node: presence and the tunnel registry hang their entries on it.
+  const lease = new LeaseKeeper({ redis: redis.commands, prefix: config.REDIS_PREFIX, nodeId: config.nodeId, ttlMs: config.PRESENCE_TTL_MS, logger });
   return {
     bus: new RedisBus({ commands: redis.commands, subscriber: redis.subscriber, prefix: config.REDIS_PREFIX, sharded: redis.sharded, shardsUp: redis.shardsUp, logger }),
-    presence: new RedisPresence({ redis: redis.commands, prefix: config.REDIS_PREFIX, nodeId: config.nodeId, ttlMs: config.PRESENCE_TTL_MS, logger }),
+    presence: new RedisPresence({ redis: redis.commands, prefix: config.REDIS_PREFIX, lease, logger }),
     // Until the Redis registry lands: every node sees only its own sidecars.
     registry: new MemoryRegistry(config.nodeId),
     limiter,

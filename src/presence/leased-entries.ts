@@ -20,6 +20,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisClient } from '../bus/redis-clients';
 import type { Member } from '../protocol/server-frames';
+import { scanSet } from './batches';
 import { NodeLease } from './node-lease';
 import type { DeviceConnection } from './presence';
 
@@ -41,9 +42,6 @@ export interface DeviceWritten {
   /** The other session this write replaced. */
   replaced?: { session: string; node: string };
 }
-
-/** Entries per SSCAN round trip. */
-const SCAN_COUNT = 200;
 
 export class LeasedEntries {
   private readonly redis: RedisClient & Scripts;
@@ -114,7 +112,7 @@ export class LeasedEntries {
 
   /** Visits every device a lease's index names. */
   scanDevices(lease: string, visit: (user: string, device: string, session: string) => Promise<void>): Promise<void> {
-    return this.scan(this.devicesIndex(lease), (entry) => {
+    return scanSet(this.redis, this.devicesIndex(lease), (entry) => {
       const [user = '', device = '', session = ''] = entry.split('/');
       return visit(user, device, session);
     });
@@ -122,7 +120,7 @@ export class LeasedEntries {
 
   /** Visits every membership a lease's index names. */
   scanRooms(lease: string, visit: (room: string, session: string, member: Member) => Promise<void>): Promise<void> {
-    return this.scan(this.roomsIndex(lease), (entry) => {
+    return scanSet(this.redis, this.roomsIndex(lease), (entry) => {
       const [room = '', session = '', user = '', device = ''] = entry.split('/');
       return visit(room, session, { user, device });
     });
@@ -133,24 +131,6 @@ export class LeasedEntries {
     const [devices, rooms] = await Promise.all([this.redis.scard(this.devicesIndex(lease)), this.redis.scard(this.roomsIndex(lease))]);
     return devices + rooms;
   }
-
-  /**
-   * Visits every member of a set, a batch per round trip (SSCAN: a large index never blocks Redis).
-   * Every visit of a batch settles before a failure is raised, so no change made is left unreported.
-   */
-  private async scan(key: string, visit: (entry: string) => Promise<void>): Promise<void> {
-    let cursor = '0';
-    do {
-      const [next, entries] = await this.redis.sscan(key, cursor, 'COUNT', SCAN_COUNT);
-      const failed = (await Promise.allSettled(entries.map(visit))).find((result) => result.status === 'rejected');
-      if (failed !== undefined) throw asError(failed.reason);
-      cursor = next;
-    } while (cursor !== '0');
-  }
-}
-
-export function asError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new Error(String(reason));
 }
 
 function parseMember(value: string): Member {

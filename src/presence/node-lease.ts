@@ -1,7 +1,10 @@
-// A node's lease in Redis: what its presence entries hang on.
+// A node's lease in Redis: what its entries in Redis hang on.
 //
 //   {leases}nodes     ZSET  lease id → expiry      (Redis ms, from TIME)
 //   {leases}reaping   ZSET  lease id → claim deadline
+//
+// One lease per node, whatever hangs on it (presence, the tunnel registry):
+// lease-keeper.ts renews it for all of them.
 //
 // A lease id is "<node>#<epoch>". While the node lives it renews its lease
 // every heartbeat; the lease is judged by Redis's clock alone (TIME inside the
@@ -26,6 +29,7 @@ import { randomId } from '../util/random-id';
 interface LeaseScripts {
   sbRenewLease(leases: string, reaping: string, lease: string, ms: number, mode: string, previous: string): Promise<number>;
   sbClaimExpired(leases: string, reaping: string, self: string, claimMs: number, limit: number): Promise<string[]>;
+  sbLiveLeases(leases: string, ...ids: string[]): Promise<number[]>;
 }
 
 const lua = (name: string) => readFileSync(join(__dirname, 'lua', `${name}.lua`), 'utf8');
@@ -47,6 +51,7 @@ export class NodeLease {
   ) {
     redis.defineCommand('sbRenewLease', { numberOfKeys: 2, lua: lua('renew-lease') });
     redis.defineCommand('sbClaimExpired', { numberOfKeys: 2, lua: lua('claim-expired') });
+    redis.defineCommand('sbLiveLeases', { numberOfKeys: 1, lua: lua('live-leases') });
     this.redis = redis as RedisClient & LeaseScripts;
     this.leasesKey = `${prefix}{leases}nodes`;
     this.reapingKey = `${prefix}{leases}reaping`;
@@ -87,6 +92,12 @@ export class NodeLease {
   async claimExpired(limit: number): Promise<string[]> {
     if (performance.now() - this.connectedSince < this.leaseMs) return [];
     return this.redis.sbClaimExpired(this.leasesKey, this.reapingKey, this.id, this.leaseMs, limit);
+  }
+
+  /** Whether each lease is live (held and unexpired), by Redis's clock. */
+  async live(leases: readonly string[]): Promise<boolean[]> {
+    if (leases.length === 0) return [];
+    return (await this.redis.sbLiveLeases(this.leasesKey, ...leases)).map((flag) => flag === 1);
   }
 
   /** A reaped lease is done with. */

@@ -1,6 +1,7 @@
 // Presence and room membership in Redis for a cluster: what this node asserts,
 // and keeping Redis in step with it. The layout of one entry and its fencing
-// are in leased-entries.ts; the node's lease in node-lease.ts.
+// are in leased-entries.ts; the node's lease in node-lease.ts, and its
+// heartbeat, shared with the tunnel registry, in lease-keeper.ts.
 //
 //   connect/join ──► local intent ──► LeasedEntries write ──► result to the router
 //                         │ (write failed: Redis down)
@@ -19,28 +20,22 @@
 // announced again (online, member_joined). A restored device yields to a
 // newer connection of the same device that registered meanwhile.
 //
-// Shutdown removes the node's entries, then its lease; when it cannot, it
-// leaves the lease to expire and a survivor reaps.
+// Shutdown removes the node's entries, then the keeper releases its lease;
+// when it cannot, the lease is left to expire and a survivor reaps.
 import type { RedisClient } from '../bus/redis-clients';
 import type { Logger } from '../log/logger';
 import type { Member, PresenceStatus } from '../protocol/server-frames';
 import type { MaybePromise } from '../util/maybe-promise';
-import { asError, LeasedEntries, type DeviceWritten } from './leased-entries';
-import { NodeLease } from './node-lease';
+import { asError, writeInBatches } from './batches';
+import type { LeaseHolder, LeaseKeeper } from './lease-keeper';
+import { LeasedEntries, type DeviceWritten } from './leased-entries';
 import { isEmpty, noChanges, statusRecord, type AddResult, type DeviceConnection, type PresenceStore, type StoreChanges } from './presence';
-
-/** The lease is this part of PRESENCE_TTL_MS, renewed every HEARTBEAT_FRACTION of it: expiry plus one reaper pass fit in the TTL. */
-const LEASE_FRACTION = 2 / 3;
-const HEARTBEAT_FRACTION = 1 / 4;
-/** Leases claimed per reaper pass, and entries written per round trip by a sync. */
-const REAP_BATCH = 16;
-const SYNC_BATCH = 200;
 
 export interface RedisPresenceOptions {
   redis: RedisClient;
   prefix: string;
-  nodeId: string;
-  ttlMs: number;
+  /** The node's lease, which presence's entries hang on. */
+  lease: LeaseKeeper;
   logger: Logger;
 }
 
@@ -50,10 +45,10 @@ interface LocalDevice {
   registered: boolean;
 }
 
-export class RedisPresence implements PresenceStore {
+export class RedisPresence implements PresenceStore, LeaseHolder {
+  readonly name = 'presence';
   private readonly entries: LeasedEntries;
-  private readonly lease: NodeLease;
-  private readonly heartbeatMs: number;
+  private readonly lease: LeaseKeeper;
   private readonly logger: Logger;
   private readonly listeners: ((changes: StoreChanges) => MaybePromise<void>)[] = [];
   /** session → this node's live device. */
@@ -68,20 +63,15 @@ export class RedisPresence implements PresenceStore {
   private staleMayExist = false;
   /** A write or a heartbeat failed; the next heartbeat that succeeds reports `recovered`. */
   private outage = false;
-  private timer: NodeJS.Timeout | undefined;
-  private beating: Promise<void> | undefined;
 
   constructor(options: RedisPresenceOptions) {
-    this.heartbeatMs = Math.max(100, Math.round(options.ttlMs * HEARTBEAT_FRACTION));
     this.logger = options.logger;
     this.entries = new LeasedEntries(options.redis, options.prefix);
-    this.lease = new NodeLease(options.redis, options.prefix, options.nodeId, Math.round(options.ttlMs * LEASE_FRACTION));
+    this.lease = options.lease;
   }
 
-  async start(): Promise<void> {
-    await this.lease.create();
-    this.timer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
-    this.timer.unref();
+  start(): Promise<void> {
+    return this.lease.start(this);
   }
 
   onChanges(listener: (changes: StoreChanges) => MaybePromise<void>): void {
@@ -173,30 +163,10 @@ export class RedisPresence implements PresenceStore {
     if (rooms?.size === 0) this.rooms.delete(session);
   }
 
-  // ── heartbeat: lease, deferred writes, reaping ──────────────────────────
-
-  /** Runs one heartbeat at a time; a heartbeat due while one runs is skipped. */
-  private heartbeat(): Promise<void> {
-    return (this.beating ??= this.beat().finally(() => (this.beating = undefined)));
-  }
-
-  private async beat(): Promise<void> {
-    try {
-      if (!(await this.lease.renew())) this.leaseLost();
-      await this.sync();
-      if (this.outage) {
-        this.outage = false;
-        await this.emit({ ...noChanges(), recovered: true });
-      }
-      await this.reap();
-    } catch (error) {
-      this.outage = true;
-      this.logger.warn({ err: error }, 'presence heartbeat failed');
-    }
-  }
+  // ── the lease's heartbeat (lease-keeper.ts): deferred writes, restore, reaping ──
 
   /** Redis lost this node's state (a restart) or a peer reaped it: everything is written again, under the new lease. */
-  private leaseLost(): void {
+  leaseLost(): void {
     this.logger.warn({ devices: this.devices.size, memberships: this.rooms.size }, "this node's lease was lost; registering its connections again");
     // Each is written in restore mode if Redis had acknowledged it once: it then yields to a newer
     // connection of its device that registered meanwhile.
@@ -207,23 +177,39 @@ export class RedisPresence implements PresenceStore {
     this.outage = true;
   }
 
+  unreachable(): void {
+    this.outage = true;
+  }
+
+  /** The heartbeat's part: what an outage deferred, then `recovered` once all of it is done. */
+  async sync(): Promise<void> {
+    try {
+      await this.syncEntries();
+    } catch (error) {
+      this.outage = true;
+      throw error;
+    }
+    if (this.outage) {
+      this.outage = false;
+      await this.emit({ ...noChanges(), recovered: true });
+    }
+  }
+
   /**
    * Writes what Redis has not got and removes what a lost goodbye left, reporting each change.
    * Resumable: what is written is crossed off, so a heartbeat that fails mid-way is continued by
    * the next one rather than started over or abandoned.
    */
-  private async sync(): Promise<void> {
+  private async syncEntries(): Promise<void> {
     const changes = noChanges();
     try {
-      // One write that fails (a bad key) does not hold up the others: each batch settles whole,
-      // what failed stays for the next heartbeat, and the first failure is raised at the end.
+      // One write that fails (a bad key) does not hold up the others: what failed stays for the
+      // next heartbeat, and the first failure is raised once all were tried.
       let failure: Error | undefined;
-      const settle = async (writes: Promise<void>[]) => {
-        for (const result of await Promise.allSettled(writes)) if (result.status === 'rejected') failure ??= asError(result.reason);
-      };
-      for (const batch of batches(this.unsynced)) await settle(batch.map((session) => this.syncDevice(session, changes)));
+      const note = (error: unknown) => void (failure ??= asError(error));
+      await writeInBatches(this.unsynced, (session) => this.syncDevice(session, changes)).catch(note);
       for (const [session, rooms] of [...this.unsyncedRooms]) {
-        for (const batch of batches(rooms)) await settle(batch.map((room) => this.syncMembership(session, room, changes)));
+        await writeInBatches(rooms, (room) => this.syncMembership(session, room, changes)).catch(note);
         if (rooms.size === 0) this.unsyncedRooms.delete(session);
       }
       if (failure !== undefined) throw failure;
@@ -270,22 +256,18 @@ export class RedisPresence implements PresenceStore {
     });
   }
 
-  /** Reaps the expired leases this node claimed: removes what each held and reports it. */
-  private async reap(): Promise<void> {
-    for (const lease of await this.lease.claimExpired(REAP_BATCH)) {
-      this.logger.warn({ deadNode: NodeLease.nodeOf(lease) }, 'reaping a node whose lease expired');
-      const changes = noChanges();
-      try {
-        await this.entries.scanRooms(lease, async (room, session, member) => {
-          if (await this.entries.leaveRoom(lease, room, session, member)) changes.left.push({ room, ...member });
-        });
-        await this.entries.scanDevices(lease, async (user, device, session) => {
-          if (await this.entries.removeDevice(lease, user, device, session)) changes.offline.push(user);
-        });
-        await this.lease.reaped(lease);
-      } finally {
-        await this.emit(changes);
-      }
+  /** Removes what an expired lease held, and reports it. */
+  async reap(lease: string): Promise<void> {
+    const changes = noChanges();
+    try {
+      await this.entries.scanRooms(lease, async (room, session, member) => {
+        if (await this.entries.leaveRoom(lease, room, session, member)) changes.left.push({ room, ...member });
+      });
+      await this.entries.scanDevices(lease, async (user, device, session) => {
+        if (await this.entries.removeDevice(lease, user, device, session)) changes.offline.push(user);
+      });
+    } finally {
+      await this.emit(changes);
     }
   }
 
@@ -293,23 +275,21 @@ export class RedisPresence implements PresenceStore {
 
   /**
    * Clean exit, after the drain detached every session: a last try at what an outage left, then
-   * the lease goes — but only once nothing is left under it. Otherwise (sessions still open at
+   * the lease may go — but only once nothing is left under it. Otherwise (sessions still open at
    * SHUTDOWN_TIMEOUT_MS, Redis down) the lease is left to expire and a survivor reaps it.
    */
-  async close(): Promise<void> {
-    clearInterval(this.timer);
-    await this.beating;
-    try {
-      await this.sync();
-      const indexed = await this.entries.indexed(this.lease.id);
-      if (this.devices.size > 0 || this.rooms.size > 0 || indexed > 0) {
+  close(): Promise<void> {
+    return this.lease.leave(this, async () => {
+      try {
+        await this.syncEntries();
+        const indexed = await this.entries.indexed(this.lease.id);
+        if (this.devices.size === 0 && this.rooms.size === 0 && indexed === 0) return true;
         this.logger.warn({ devices: this.devices.size, indexed }, 'connections remain in Redis; leaving the lease to expire so that a peer reaps them');
-        return;
+      } catch (error) {
+        this.logger.warn({ err: error }, 'could not leave Redis cleanly; the lease will expire and a peer reaps what is left');
       }
-      await this.lease.release();
-    } catch (error) {
-      this.logger.warn({ err: error }, 'could not leave Redis cleanly; the lease will expire and a peer reaps what is left');
-    }
+      return false;
+    });
   }
 
   private failed(): void {
@@ -321,12 +301,4 @@ export class RedisPresence implements PresenceStore {
     if (isEmpty(changes)) return;
     for (const listener of this.listeners) await listener(changes);
   }
-}
-
-/** The set's members in arrays of SYNC_BATCH (a snapshot: the set may change while they are written). */
-function batches(set: ReadonlySet<string>): string[][] {
-  const all = [...set];
-  const out: string[][] = [];
-  for (let i = 0; i < all.length; i += SYNC_BATCH) out.push(all.slice(i, i + SYNC_BATCH));
-  return out;
 }

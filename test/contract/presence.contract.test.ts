@@ -4,6 +4,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { connectRedis } from '../../src/bus/redis-clients';
 import { loadConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log/logger';
+import { LeaseKeeper } from '../../src/presence/lease-keeper';
 import { MemoryPresence } from '../../src/presence/memory-presence';
 import { RedisPresence } from '../../src/presence/redis-presence';
 import { TEST_SECRET } from '../helpers/node';
@@ -98,7 +99,8 @@ export const redisPresenceFactory: PresenceFactory = {
     const server = await startRedis(undefined);
     const config = loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_URL: server.url });
     const clients = await connectRedis(config, createLogger('silent'));
-    const store = new RedisPresence({ redis: clients.commands, prefix: server.prefix, nodeId: 'n1', ttlMs: 15000, logger: createLogger('silent') });
+    const lease = new LeaseKeeper({ redis: clients.commands, prefix: server.prefix, nodeId: 'n1', ttlMs: 15000, logger: createLogger('silent') });
+    const store = new RedisPresence({ redis: clients.commands, prefix: server.prefix, lease, logger: createLogger('silent') });
     await store.start();
     return {
       store,
@@ -119,7 +121,8 @@ presenceContract(redisPresenceFactory);
 async function watchedStore(t: TestContext, url: string, prefix: string) {
   const clients = await connectRedis(loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_URL: url }), createLogger('silent'));
   t.after(() => clients.close());
-  const store = new RedisPresence({ redis: clients.commands, prefix, nodeId: 'n1', ttlMs: 600, logger: createLogger('silent') });
+  const lease = new LeaseKeeper({ redis: clients.commands, prefix, nodeId: 'n1', ttlMs: 600, logger: createLogger('silent') });
+  const store = new RedisPresence({ redis: clients.commands, prefix, lease, logger: createLogger('silent') });
   const changes: StoreChanges[] = [];
   store.onChanges((c) => void changes.push(c));
   await store.start();
