@@ -5,4 +5,4 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-for (const dir of ['src/presence/lua', 'src/bus/lua']) cpSync(path.join(root, dir), path.join(root, 'dist', dir), { recursive: true });
+for (const dir of ['src/presence/lua', 'src/bus/lua', 'src/tunnel/lua']) cpSync(path.join(root, dir), path.join(root, 'dist', dir), { recursive: true });
