@@ -38,6 +38,7 @@ import { MemoryRegistry } from './tunnel/memory-registry';
 import { NodeRelay } from './tunnel/node-relay';
 import { publicHttpRoute } from './tunnel/public-http';
 import { isTunnelHost } from './tunnel/public-request';
+import { RedisRegistry } from './tunnel/redis-registry';
 import type { TunnelRegistry } from './tunnel/registry';
 import { sidecarEndpoint } from './tunnel/sidecar-endpoint';
 import type { SidecarSession } from './tunnel/sidecar-session';
@@ -174,6 +175,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     health.stop();
     server.stopListening();
     metricsServer?.stopListening();
+    // The registry's routes go before the lease they share with presence may go.
     await registry.close();
     await presence.close();
     await bus.close();
@@ -194,6 +196,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
 interface Backend {
   bus: Bus;
   presence: PresenceStore;
+  /** Which sidecars serve which path_id, cluster-wide. */
   registry: TunnelRegistry;
   limiter: UserRateLimiter;
   close(): Promise<void>;
@@ -225,8 +228,7 @@ async function createBackend(config: Config, logger: Logger, metrics: Metrics): 
   return {
     bus: new RedisBus({ commands: redis.commands, subscriber: redis.subscriber, prefix: config.REDIS_PREFIX, sharded: redis.sharded, shardsUp: redis.shardsUp, logger }),
     presence: new RedisPresence({ redis: redis.commands, prefix: config.REDIS_PREFIX, lease, logger }),
-    // Until the Redis registry lands: every node sees only its own sidecars.
-    registry: new MemoryRegistry(config.nodeId),
+    registry: new RedisRegistry({ redis: redis.commands, prefix: config.REDIS_PREFIX, lease, logger }),
     limiter,
     close: async () => {
       limiter.close();
