@@ -31,13 +31,14 @@ import { Router } from './routing/router';
 import { appEndpoint } from './session/app-endpoint';
 import type { ClientSession } from './session/client-session';
 import { drainSessions } from './session/drain';
-import { errorReply, type HttpRoute } from './transport/http-types';
+import { errorReply, type HttpRoute, type RequestInfo } from './transport/http-types';
 import { assertNativeUws, UwsServer } from './transport/uws-server';
 import { TunnelDirectory } from './tunnel/directory';
 import { MemoryRegistry } from './tunnel/memory-registry';
 import { NodeRelay } from './tunnel/node-relay';
 import { publicHttpRoute } from './tunnel/public-http';
 import { isTunnelHost } from './tunnel/public-request';
+import { publicWebSocketEndpoint } from './tunnel/public-websocket';
 import { RedisRegistry } from './tunnel/redis-registry';
 import type { TunnelRegistry } from './tunnel/registry';
 import { sidecarEndpoint } from './tunnel/sidecar-endpoint';
@@ -83,8 +84,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const router = new Router({ nodeId: config.nodeId, bus, presence, logger, metrics });
   const sessions = new Set<ClientSession>();
   const sidecars = new Set<SidecarSession>();
-  const relay = new NodeRelay({ nodeId: config.nodeId, bus, logger, metrics });
-  const directory = new TunnelDirectory({ nodeId: config.nodeId, registry, remoteTarget: (route) => relay.target(route), logger });
+  const relay = new NodeRelay({ nodeId: config.nodeId, bus, registry, sweepMs: Math.round(config.PRESENCE_TTL_MS / 4), logger, metrics });
+  const directory = new TunnelDirectory({ nodeId: config.nodeId, registry, remoteTarget: (route, pathId) => relay.target(route, pathId), logger });
   const connectionLimits = new ConnectionLimits({
     maxConnections: config.MAX_CONNECTIONS,
     maxConnectionsPerIp: config.MAX_CONNECTIONS_PER_IP,
@@ -137,17 +138,17 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     const page = readFileSync(DEMO_PAGE);
     server.route({ method: 'get', pattern: '/', handle: () => ({ status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: page }) });
   }
-  // Everything else: a public request to a tunnel (/call/<path_id>/…, or a tunnel host), or 404.
-  server.stream(
-    publicHttpRoute({
-      config,
-      logger,
-      metrics,
-      directory,
-      forwarding: forwardingPeer(config.TRUSTED_PROXIES),
-      access: (request) => ({ ok: true, user: undefined, query: request.query }),
-    }),
-  );
+  // Everything else: a public request or WebSocket to a tunnel (/call/<path_id>/…, or a tunnel host), or 404.
+  const publicDeps = {
+    config,
+    logger,
+    metrics,
+    directory,
+    forwarding: forwardingPeer(config.TRUSTED_PROXIES),
+    access: (request: RequestInfo) => ({ ok: true as const, user: undefined, query: request.query }),
+  };
+  server.websocket(publicWebSocketEndpoint({ ...publicDeps, isDraining: () => health.isDraining }));
+  server.stream(publicHttpRoute(publicDeps));
 
   const port = await server.listen(config.HOST, config.PORT);
   let metricsServer: UwsServer | undefined;
@@ -175,6 +176,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     health.stop();
     server.stopListening();
     metricsServer?.stopListening();
+    relay.stop();
     // The registry's routes go before the lease they share with presence may go.
     await registry.close();
     await presence.close();

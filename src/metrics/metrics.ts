@@ -82,6 +82,12 @@ export class Metrics {
     help: 'Tunnel sidecars connected to this node',
     registers: [this.registry],
   });
+
+  readonly relayWebSockets = new Gauge({
+    name: 'relay_websockets_active',
+    help: 'Public WebSockets relayed to tunnels from this node',
+    registers: [this.registry],
+  });
   readonly rateLimitQueueFull = new Counter({
     name: 'signaling_rate_limit_queue_full_total',
     help: 'Frames the cluster rate limiter decided at once instead of waiting for Redis: bound="user" refused (frames already waiting claim the budget left), bound="node" decided from this node\'s count (too many frames waiting on the node)',

@@ -27,7 +27,7 @@ export interface TunnelDirectoryDeps {
   nodeId: string;
   registry: TunnelRegistry;
   /** The target that relays to a sidecar on another node (remote-target.ts). */
-  remoteTarget: (route: TunnelRoute) => TunnelTarget;
+  remoteTarget: (route: TunnelRoute, pathId: string) => TunnelTarget;
   logger: Logger;
 }
 
@@ -71,13 +71,20 @@ export class TunnelDirectory {
     return this.byId.size;
   }
 
-  /** The least busy sidecar for `pathId` not in `tried`; undefined when none is left anywhere. */
+  /**
+   * The least busy sidecar for `pathId` not in `tried`, counted in flight already (call `ended`
+   * when done with it): requests picking at the same moment then see each other. Undefined when
+   * none is left anywhere.
+   */
   async pick(pathId: string, tried: ReadonlySet<string>): Promise<TunnelTarget | undefined> {
-    const picked = await this.pickFrom(pathId, tried);
-    if (picked !== undefined || !this.cache.has(pathId)) return picked;
-    // Nothing in a cached view: a sidecar may have joined elsewhere since. Ask the registry before answering no_tunnel.
-    this.cache.delete(pathId);
-    return this.pickFrom(pathId, tried);
+    let picked = await this.pickFrom(pathId, tried);
+    if (picked === undefined && this.cache.has(pathId)) {
+      // Nothing in a cached view: a sidecar may have joined elsewhere since. Ask the registry before answering no_tunnel.
+      this.cache.delete(pathId);
+      picked = await this.pickFrom(pathId, tried);
+    }
+    if (picked !== undefined) this.inFlight.set(picked.key, (this.inFlight.get(picked.key) ?? 0) + 1);
+    return picked;
   }
 
   private async pickFrom(pathId: string, tried: ReadonlySet<string>): Promise<TunnelTarget | undefined> {
@@ -86,7 +93,7 @@ export class TunnelDirectory {
     for (const sidecar of this.local.get(pathId) ?? []) if (!tried.has(sidecar.key)) (sidecar.isDraining ? draining : candidates).push(sidecar);
     const localCount = candidates.length;
     for (const route of await this.remoteRoutes(pathId)) {
-      const target = this.deps.remoteTarget(route);
+      const target = this.deps.remoteTarget(route, pathId);
       if (!tried.has(target.key)) candidates.push(target);
     }
     // A draining sidecar still serves when nothing else does (its replacement has not joined yet).
@@ -98,11 +105,6 @@ export class TunnelDirectory {
       if (load < bestLoad) [best, bestLoad] = [target, load];
     });
     return best;
-  }
-
-  /** A request opened on `target` (for least-in-flight). */
-  began(target: TunnelTarget): void {
-    this.inFlight.set(target.key, (this.inFlight.get(target.key) ?? 0) + 1);
   }
 
   ended(target: TunnelTarget): void {

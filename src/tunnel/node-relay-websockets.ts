@@ -27,13 +27,18 @@ export class RemoteCheck implements SentEntry {
 
   constructor(
     private readonly relay: NodeRelay,
-    route: TunnelRoute,
+    readonly route: TunnelRoute,
+    readonly pathId: string,
     private readonly head: WsHead,
   ) {
     this.result = new Promise((resolve) => (this.resolve = resolve));
     this.timer = setTimeout(() => this.settle({ ok: false, failure: 'tunnel_timeout' }), WS_SIDECAR_TIMEOUT_MS + CHECK_MARGIN_MS);
     const unreached: PublishWaiter = { published: (count) => (count === undefined || count === 0 ? this.settle({ ok: false, failure: 'gone' }) : undefined) };
     relay.send(route.node, { kind: 'ws_check', id: head.id, from: relay.nodeId, sidecar: route.sidecar, head: { ...head, headers: { ...head.headers } } }, unreached);
+  }
+
+  nodeGone(): void {
+    this.settle({ ok: false, failure: 'tunnel_disconnected' });
   }
 
   fromSidecarNode(envelope: RelayEnvelope): void {
@@ -76,10 +81,15 @@ export class RemoteWebSocket implements WsStream, SentEntry {
 
   constructor(
     private readonly relay: NodeRelay,
-    private readonly route: TunnelRoute,
+    readonly route: TunnelRoute,
+    readonly pathId: string,
     private readonly head: WsHead,
     private readonly sink: WsSink,
   ) {}
+
+  nodeGone(): void {
+    if (!this.done) this.fail('tunnel_disconnected');
+  }
 
   open(): void {
     this.relay.send(this.route.node, { kind: 'ws_open', id: this.head.id, from: this.relay.nodeId, sidecar: this.route.sidecar, head: { ...this.head, headers: { ...this.head.headers } } }, this.unreached);

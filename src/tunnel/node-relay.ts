@@ -13,6 +13,10 @@
 // more than a window of a request. A publish that reaches no node means the
 // other node is gone: an `open` then fails as `gone` (the request tries another
 // sidecar), anything later as `tunnel_disconnected` (or, the other way, a cancel).
+// A node that dies (kill -9) answers nothing more: every sweepMs the client's
+// node asks the registry whether the sidecars it waits on are still there, and
+// fails what waits on one that is not (the dead node's lease expired), so a
+// request in flight ends with 502 within PRESENCE_TTL_MS instead of a timeout.
 import { channels, type Bus, type PublishWaiter } from '../bus/bus';
 import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
@@ -20,11 +24,16 @@ import { decodeRelayEnvelope, encodeRelayEnvelope, type RelayEnvelope } from '..
 import type { TunnelDirectory } from './directory';
 import type { RelayFailure, RelayHead, RequestStream, ResponseSink, TunnelTarget, WsHead } from './exchange';
 import { RemoteCheck, RemoteWebSocket, serveCheck, ServedWebSocket } from './node-relay-websockets';
-import type { TunnelRoute } from './registry';
+import type { TunnelRegistry, TunnelRoute } from './registry';
 
 /** A relayed request or WebSocket as the client's node holds it: what the sidecar's node sends back goes here. */
 export interface SentEntry {
   fromSidecarNode(envelope: RelayEnvelope): void;
+  /** The sidecar it waits on, for the sweep. */
+  readonly route: TunnelRoute;
+  readonly pathId: string;
+  /** The sidecar's node is gone (the registry no longer lists the sidecar): fail at once. */
+  nodeGone(): void;
 }
 
 /** A relayed request or WebSocket as the sidecar's node holds it: what the client's node sends goes here. */
@@ -38,6 +47,9 @@ const TO_SIDECAR_NODE: ReadonlySet<string> = new Set(['body', 'body_end', 'credi
 export interface NodeRelayDeps {
   nodeId: string;
   bus: Bus;
+  registry: TunnelRegistry;
+  /** How often waits on other nodes' sidecars are checked against the registry. */
+  sweepMs: number;
   logger: Logger;
   metrics: Metrics;
 }
@@ -58,29 +70,56 @@ export class NodeRelay {
     this.channel = channels.tunnel(deps.nodeId);
   }
 
-  /** Starts serving other nodes' requests for this node's sidecars. */
+  private sweeper: NodeJS.Timeout | undefined;
+
+  /** Starts serving other nodes' requests for this node's sidecars, and sweeping this node's waits. */
   async start(directory: TunnelDirectory): Promise<void> {
     this.directory = directory;
     await this.deps.bus.subscribe(this.channel, this.onMessage);
+    this.sweeper = setInterval(() => void this.sweep(), this.deps.sweepMs);
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.sweeper);
+  }
+
+  /** Fails what waits on a sidecar the registry no longer lists (its node died). One registry read per path. */
+  private async sweep(): Promise<void> {
+    const byPath = new Map<string, SentEntry[]>();
+    for (const entry of this.sent.values()) {
+      const list = byPath.get(entry.pathId);
+      if (list === undefined) byPath.set(entry.pathId, [entry]);
+      else list.push(entry);
+    }
+    for (const [pathId, entries] of byPath) {
+      let live: Set<string>;
+      try {
+        live = new Set((await this.deps.registry.routes(pathId)).map((route) => route.sidecar));
+      } catch {
+        return; // Redis down: nothing can be judged now; the next sweep tries again
+      }
+      for (const entry of entries) if (!live.has(entry.route.sidecar)) entry.nodeGone();
+    }
   }
 
   /** The target that sends requests to a sidecar on another node. */
-  target(route: TunnelRoute): TunnelTarget {
+  target(route: TunnelRoute, pathId: string): TunnelTarget {
     return {
       key: `${route.node}/${route.sidecar}`,
       request: (head, sink) => {
-        const request = new RemoteRequest(this, route, head, sink);
+        const request = new RemoteRequest(this, route, pathId, head, sink);
         this.sent.set(head.id, request);
         request.open();
         return request;
       },
       checkWebSocket: (head) => {
-        const check = new RemoteCheck(this, route, head);
+        const check = new RemoteCheck(this, route, pathId, head);
         this.sent.set(head.id, check);
         return check.result;
       },
       connectWebSocket: (head, sink) => {
-        const socket = new RemoteWebSocket(this, route, head, sink);
+        const socket = new RemoteWebSocket(this, route, pathId, head, sink);
         this.sent.set(head.id, socket);
         socket.open();
         return socket;
@@ -148,10 +187,17 @@ class RemoteRequest implements RequestStream, SentEntry {
 
   constructor(
     private readonly relay: NodeRelay,
-    private readonly route: TunnelRoute,
+    readonly route: TunnelRoute,
+    readonly pathId: string,
     private readonly head: RelayHead,
     private readonly sink: ResponseSink,
   ) {}
+
+  nodeGone(): void {
+    if (this.done) return;
+    this.finish();
+    this.sink.fail('tunnel_disconnected');
+  }
 
   open(): void {
     // Nobody on the channel: the node is gone, and the request may try another sidecar.

@@ -125,13 +125,15 @@ class PublicRequest implements ResponseSink {
       this.deps.logger.error({ err: error }, 'tunnel routing failed');
     }
     // The client may have gone while the registry answered.
-    if (this.phase !== 'routing' || this.exchange.finished) return;
+    if (this.phase !== 'routing' || this.exchange.finished) {
+      if (target !== undefined) this.deps.directory.ended(target);
+      return;
+    }
     const head = this.head;
     if (target === undefined || head === undefined) return this.refuse(errorReply('no_tunnel', 'no tunnel serves this path'));
     this.phase = 'relaying';
     this.target = target;
     this.tried.add(target.key);
-    this.deps.directory.began(target);
     this.armTimer();
     this.stream = target.request(head, this);
     this.flushBody();

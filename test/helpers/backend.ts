@@ -17,6 +17,10 @@ export interface Backend {
   origin: string;
   /** Requests to /hang whose client went away (a cancel reached the back end). */
   aborted: number;
+  /** Close codes and reasons the back end's WebSockets were closed with by the relay. */
+  wsCloses: { code: number; reason: string }[];
+  /** Pings the back end's WebSockets received. */
+  wsPings: string[];
   server: Server;
 }
 
@@ -27,7 +31,7 @@ export function pattern(n: number): Buffer {
 }
 
 export async function startBackend(t: TestContext): Promise<Backend> {
-  const backend: Backend = { port: 0, origin: '', aborted: 0, server: createServer() };
+  const backend: Backend = { port: 0, origin: '', aborted: 0, wsCloses: [], wsPings: [], server: createServer() };
   const server = backend.server;
   server.on('request', (req: IncomingMessage, res) => {
     const url = new URL(req.url ?? '/', 'http://backend');
@@ -63,6 +67,8 @@ export async function startBackend(t: TestContext): Promise<Backend> {
   });
   const wss = new WebSocketServer({ server, path: '/ws', handleProtocols: (protocols) => [...protocols][0] ?? false });
   wss.on('connection', (socket) => {
+    socket.on('ping', (data: Buffer) => backend.wsPings.push(data.toString()));
+    socket.on('close', (code, reason) => backend.wsCloses.push({ code, reason: reason.toString() }));
     socket.on('message', (data: Buffer, isBinary) => {
       const text = data.toString('utf8');
       if (!isBinary && text.startsWith('close:')) return socket.close(Number(text.slice(6)), 'backend bye');

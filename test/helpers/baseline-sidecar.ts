@@ -16,6 +16,10 @@ export interface BaselineSidecarOptions {
   chunkChars?: number;
   /** Do not answer proxy_req at all (timeouts, disconnect tests). */
   silent?: boolean;
+  /** Do not answer ws_connect (pre-connect buffering and the connect timeout). */
+  holdWsConnect?: boolean;
+  /** Answer ws_check with supported: false. */
+  refuseWebSockets?: boolean;
 }
 
 type Frame = [string | null, string | null, string, string, Record<string, unknown>];
@@ -67,8 +71,9 @@ export class BaselineSidecar {
     if (event === 'proxy_req') {
       this.requests.push(payload);
       if (!this.options.silent) this.relayHttp(payload);
-    } else if (event === 'ws_check') this.send('ws_check_result', { check_id: payload.check_id, supported: true, ...this.protocolOf(payload) });
-    else if (event === 'ws_connect') this.relayWebSocket(payload);
+    } else if (event === 'ws_check')
+      this.send('ws_check_result', this.options.refuseWebSockets ? { check_id: payload.check_id, supported: false, reason: 'no websocket here' } : { check_id: payload.check_id, supported: true, ...this.protocolOf(payload) });
+    else if (event === 'ws_connect' && !this.options.holdWsConnect) this.relayWebSocket(payload);
     else if (event === 'ws_frame') {
       const socket = this.backendSockets.get(payload.connection_id as string);
       const data = Buffer.from(payload.data as string, 'base64');
