@@ -83,7 +83,6 @@ export class TunnelDirectory {
       this.cache.delete(pathId);
       picked = await this.pickFrom(pathId, tried);
     }
-    if (picked !== undefined) this.inFlight.set(picked.key, (this.inFlight.get(picked.key) ?? 0) + 1);
     return picked;
   }
 
@@ -104,6 +103,8 @@ export class TunnelDirectory {
       const load = (this.inFlight.get(target.key) ?? 0) + (index < localCount ? 0 : 0.5) + Math.random() * 0.1;
       if (load < bestLoad) [best, bestLoad] = [target, load];
     });
+    // Counted in the same turn it was chosen in: a pick resuming next sees it.
+    if (best !== undefined) this.inFlight.set(best.key, (this.inFlight.get(best.key) ?? 0) + 1);
     return best;
   }
 
