@@ -115,6 +115,11 @@ export type WsOpcode = 'text' | 'binary' | 'ping' | 'pong';
 const OPCODES: ReadonlySet<string> = new Set<WsOpcode>(['text', 'binary', 'ping', 'pong']);
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
+/** The bytes of standard padded base64 text, or undefined when it is not that (Buffer.from would skip bad characters silently). */
+export function decodeBase64(text: unknown): Buffer | undefined {
+  return typeof text === 'string' && BASE64.test(text) ? Buffer.from(text, 'base64') : undefined;
+}
+
 /**
  * What the sidecar says about one relayed WebSocket: connected (with the backend's subprotocol),
  * a frame (padded standard base64), closed by the backend, or failed to connect.
@@ -135,8 +140,9 @@ export function decodeWsEvent(event: string, payload: Payload): WsEvent | undefi
     }
     case 'ws_frame': {
       const { opcode, data } = payload;
-      if (typeof opcode !== 'string' || !OPCODES.has(opcode) || typeof data !== 'string' || !BASE64.test(data)) return undefined;
-      return { event, connectionId, opcode: opcode as WsOpcode, data: Buffer.from(data, 'base64') };
+      const bytes = decodeBase64(data);
+      if (typeof opcode !== 'string' || !OPCODES.has(opcode) || bytes === undefined) return undefined;
+      return { event, connectionId, opcode: opcode as WsOpcode, data: bytes };
     }
     case 'ws_closed': {
       const code = Number.isInteger(payload.code) ? (payload.code as number) : 1000;
@@ -176,9 +182,11 @@ export interface ProxyRequest {
   /** Baseline: the body as text. With binary_body it is base64 and `bodyEncoding` says so. */
   body: string;
   bodyEncoding?: 'base64';
+  /** `stream`: the body follows as proxy_req_chunk / proxy_req_end (`body` is then ""). */
+  streamed?: true;
 }
 
-/** `proxy_req`, members in the captured order (request_id, method, path, query_string, headers, body). */
+/** `proxy_req`, members in the captured order (request_id, method, path, query_string, headers, body), then the extensions' members. */
 export function encodeProxyRequest(joinRef: string, pathId: string, request: ProxyRequest): string {
   const payload: Record<string, unknown> = {
     request_id: request.requestId,
@@ -189,6 +197,7 @@ export function encodeProxyRequest(joinRef: string, pathId: string, request: Pro
     body: request.body,
   };
   if (request.bodyEncoding !== undefined) payload.body_encoding = request.bodyEncoding;
+  if (request.streamed === true) payload.streamed = true;
   return encodePush(joinRef, pathId, 'proxy_req', payload);
 }
 
