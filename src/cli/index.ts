@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// `switchboard <command>`: serve, token, check-config.
+// `switchboard <command>`: serve, token, tunnel, check-config.
 import { checkConfigCommand } from './check-config';
 import { serveCommand } from './serve';
 import { tokenCommand } from './token';
+import { tunnelCommand } from './tunnel';
 
 const USAGE = `usage: switchboard <command> [options]
 
@@ -12,6 +13,9 @@ commands:
   token --admin [--user U] [--ttl S]
   token --tunnel PATH_ID [--user U] [--ttl S]
                                  mint a token with the configured key (JWT_SECRET or JWT_PRIVATE_KEY)
+  tunnel --server ws://HOST:PORT --token T --to http://127.0.0.1:3000 [--heartbeat-interval-ms N] [--log-level L]
+                                 relay /call/<path_id>/... to a local back end (env: SWITCHBOARD_SERVER,
+                                 SWITCHBOARD_TOKEN, TUNNEL_TO; prefer the env variable for the token)
   check-config                   print the effective configuration (secrets redacted); exit 2 on bad values
 `;
 
@@ -22,6 +26,8 @@ async function main(argv: string[]): Promise<number> {
       return serveCommand(rest);
     case 'token':
       return tokenCommand(rest);
+    case 'tunnel':
+      return tunnelCommand(rest);
     case 'check-config':
       return checkConfigCommand(rest);
     case undefined:
@@ -38,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
-    // serve keeps running until a signal; the other commands exit with their code.
+    // serve and tunnel keep running until a signal; the other commands exit with their code.
     if (code >= 0) process.exitCode = code;
   },
   (error: unknown) => {

@@ -1,0 +1,204 @@
+// One socket to /telephone/websocket and the channel joined on it: the
+// Phoenix V2 framing, refs and replies, and the heartbeat. What the pushes
+// mean is the relays' business; when to open another socket is the
+// supervisor's (sidecar.ts).
+//
+//   connecting ──open──► joining ──phx_reply ok──► live ──socket closed──► closed
+//        └──────── refused (HTTP status), unreachable, join error or timeout ──────► closed
+//
+// Every message the sidecar sends carries the join's ref as join_ref and a
+// fresh ref from one counter (the server checks join_ref only on phx_join).
+// A heartbeat that is still unanswered when the next is due means the socket
+// is dead without having said so (a NAT dropped it, the node froze): it is
+// terminated, which the supervisor sees as any other drop and reconnects.
+import WebSocket from 'ws';
+import type { Logger } from '../log/logger';
+import { decodeTunnelFrame, type Extension } from '../protocol/tunnel-frames';
+import { decodeJoinGrant, decodeReply, decodeServerPush, type JoinGrant, type Reply, type ServerPush } from '../protocol/tunnel-sidecar-frames';
+
+export type ChannelStatus = 'connecting' | 'joining' | 'live' | 'closed';
+
+/** What the relays need from the channel their requests came on. */
+export interface ChannelSender {
+  /** False when the socket is gone: the relays were (or are about to be) told to stop. */
+  send(event: string, payload: object): boolean;
+  readonly extensions: ReadonlySet<Extension>;
+}
+
+/** The socket could not be opened or joined; `status` is the HTTP status of a refused upgrade. */
+export class ConnectError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'ConnectError';
+  }
+}
+
+export interface ChannelOptions {
+  /** The socket URL, token in its query: never logged. */
+  url: string;
+  topic: string;
+  joinPayload: object;
+  heartbeatIntervalMs: number;
+  /** How long the upgrade and the join may take together. */
+  joinTimeoutMs: number;
+  logger: Logger;
+  onPush(push: ServerPush): void;
+  /** The socket closed after the join: not called for a failed connect (connect() rejects instead). */
+  onClose(code: number, reason: string): void;
+}
+
+const NO_EXTENSIONS: ReadonlySet<Extension> = new Set();
+
+export class TunnelChannel implements ChannelSender {
+  private phase: ChannelStatus = 'connecting';
+  private ws: WebSocket | undefined;
+  private counter = 0;
+  private joinRef = '';
+  private readonly replies = new Map<string, { resolve: (reply: Reply) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private awaitingAck = false;
+  private closedPromise: Promise<void> | undefined;
+  grant: JoinGrant = { extensions: NO_EXTENSIONS, expiresIn: undefined };
+
+  constructor(private readonly opts: ChannelOptions) {}
+
+  get status(): ChannelStatus {
+    return this.phase;
+  }
+
+  get extensions(): ReadonlySet<Extension> {
+    return this.grant.extensions;
+  }
+
+  /** Opens the socket and joins; resolves with what the join granted, rejects with a ConnectError. */
+  connect(): Promise<JoinGrant> {
+    const { opts } = this;
+    return new Promise<JoinGrant>((resolve, reject) => {
+      let settled = false;
+      const settle = (error: ConnectError | undefined) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (error === undefined) return resolve(this.grant);
+        reject(error);
+        this.ws?.terminate();
+      };
+      const timer = setTimeout(() => settle(new ConnectError(`no join reply within ${opts.joinTimeoutMs} ms`)), opts.joinTimeoutMs);
+      const ws = new WebSocket(opts.url, { perMessageDeflate: false, handshakeTimeout: opts.joinTimeoutMs });
+      this.ws = ws;
+      this.closedPromise = new Promise((closed) => ws.once('close', () => closed()));
+      ws.on('unexpected-response', (req, res) => {
+        res.resume();
+        req.destroy();
+        settle(new ConnectError(`the server refused the upgrade with HTTP ${res.statusCode ?? 0}`, res.statusCode));
+      });
+      ws.on('error', (error) => {
+        if (!settled) settle(new ConnectError(error.message));
+        else opts.logger.debug({ err: error.message }, 'tunnel socket error');
+      });
+      ws.on('open', () => {
+        this.phase = 'joining';
+        this.joinRef = this.nextRef();
+        this.request('phx_join', opts.joinPayload, opts.joinTimeoutMs, this.joinRef).then(
+          (reply) => {
+            if (this.phase !== 'joining') return; // closed meanwhile: the close handler settled
+            if (!reply.ok) return settle(new ConnectError(`the server refused the join: ${reply.reason}`));
+            this.grant = decodeJoinGrant(reply.response);
+            this.phase = 'live';
+            this.startHeartbeat();
+            settle(undefined);
+          },
+          (error: Error) => settle(new ConnectError(error.message)),
+        );
+      });
+      ws.on('message', (data: Buffer, isBinary: boolean) => this.receive(data, isBinary));
+      ws.on('close', (code: number, reason: Buffer) => {
+        const was = this.phase;
+        this.phase = 'closed';
+        clearInterval(this.heartbeat);
+        for (const pending of this.replies.values()) {
+          clearTimeout(pending.timer);
+          pending.reject(new ConnectError(`the socket closed (${code})`));
+        }
+        this.replies.clear();
+        if (!settled) return settle(new ConnectError(`the socket closed (${code}) before the join`));
+        if (was === 'live') opts.onClose(code, reason.toString('utf8'));
+      });
+    });
+  }
+
+  send(event: string, payload: object): boolean {
+    return this.sendRef(event, payload, this.nextRef());
+  }
+
+  /** Sends a message and resolves with its phx_reply; rejects on timeout or when the socket closes first. */
+  request(event: string, payload: object, timeoutMs: number, ref = this.nextRef()): Promise<Reply> {
+    return new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.replies.delete(ref);
+        reject(new ConnectError(`no reply to ${event} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.replies.set(ref, { resolve, reject, timer });
+      if (!this.sendRef(event, payload, ref)) {
+        clearTimeout(timer);
+        this.replies.delete(ref);
+        reject(new ConnectError(`the socket is closed; ${event} not sent`));
+      }
+    });
+  }
+
+  /** Closes the socket (a normal close); resolves once it is closed, terminating it if the server does not answer within `graceMs`. */
+  close(code = 1000, reason = '', graceMs = 2000): Promise<void> {
+    const ws = this.ws;
+    if (ws === undefined || this.closedPromise === undefined) return Promise.resolve();
+    if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+    const timer = setTimeout(() => ws.terminate(), graceMs);
+    timer.unref();
+    return this.closedPromise.finally(() => clearTimeout(timer));
+  }
+
+  private sendRef(event: string, payload: object, ref: string): boolean {
+    const ws = this.ws;
+    if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify([this.joinRef, ref, this.opts.topic, event, payload]));
+    return true;
+  }
+
+  private nextRef(): string {
+    return String(++this.counter);
+  }
+
+  private receive(data: Buffer, isBinary: boolean): void {
+    const frame = isBinary ? undefined : decodeTunnelFrame(data.toString('utf8'));
+    if (frame === undefined) return void this.opts.logger.debug('ignored a frame that is not a Phoenix V2 message');
+    if (frame.event === 'phx_reply') {
+      const pending = frame.ref === null ? undefined : this.replies.get(frame.ref);
+      if (pending === undefined) return;
+      this.replies.delete(frame.ref as string);
+      clearTimeout(pending.timer);
+      return pending.resolve(decodeReply(frame.payload));
+    }
+    if (frame.topic !== this.opts.topic) return;
+    const push = decodeServerPush(frame.event, frame.payload);
+    if (push === undefined) return void this.opts.logger.debug({ event: frame.event.slice(0, 32) }, 'ignored a push this sidecar does not understand');
+    if (push.event === 'heartbeat_ack') {
+      this.awaitingAck = false;
+      return;
+    }
+    if (this.phase === 'live') this.opts.onPush(push);
+  }
+
+  private startHeartbeat(): void {
+    this.heartbeat = setInterval(() => {
+      if (this.awaitingAck) {
+        this.opts.logger.warn({ interval_ms: this.opts.heartbeatIntervalMs }, 'no heartbeat_ack within one interval: dropping the socket');
+        this.ws?.terminate();
+        return;
+      }
+      this.awaitingAck = this.send('heartbeat', { ts: Math.floor(Date.now() / 1000) });
+    }, this.opts.heartbeatIntervalMs);
+  }
+}

@@ -1,0 +1,141 @@
+// The headers the sidecar passes between the tunnel and the back end, pure.
+// Hop-by-hop headers describe one connection, not the message (RFC 9110
+// §7.6.1): they are dropped both ways, with any header the Connection header
+// names, as fastify-reply-from and nginx do. The server drops them too; the
+// sidecar does not rely on that (it may face an older server, or a back end
+// that sends them).
+
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/**
+ * Request headers the sidecar sets itself: `host` is the back end's (the public host stays in
+ * X-Forwarded-Host), `expect` would make the back end wait for a 100 the tunnel cannot relay.
+ */
+const SET_BY_SIDECAR: ReadonlySet<string> = new Set(['host', 'expect']);
+
+/** The WebSocket handshake's own headers: the `ws` client writes them for the back-end connection. */
+const WS_HANDSHAKE: ReadonlySet<string> = new Set([
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-extensions',
+  'sec-websocket-accept',
+  'sec-websocket-protocol',
+]);
+
+/** Lowercase names the Connection header lists (`Connection: close, X-Foo` → x-foo). */
+function connectionOptions(value: string | undefined): Set<string> {
+  const named = new Set<string>();
+  for (const token of (value ?? '').split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name !== '') named.add(name);
+  }
+  return named;
+}
+
+function valueOf(entries: readonly (readonly [string, string])[], name: string): string | undefined {
+  for (const [n, v] of entries) if (n.toLowerCase() === name) return v;
+  return undefined;
+}
+
+/**
+ * The request headers for the back end (lowercase names). A complete body's Content-Length is
+ * dropped (undici computes it from the bytes it sends); a streamed body keeps the one the public
+ * client declared, so the back end sees a fixed-length upload rather than a chunked one.
+ */
+export function backendRequestHeaders(entries: readonly (readonly [string, string])[], opts: { streamed: boolean }): Record<string, string> {
+  const named = connectionOptions(valueOf(entries, 'connection'));
+  const out = Object.create(null) as Record<string, string>;
+  for (const [raw, value] of entries) {
+    const name = raw.toLowerCase();
+    if (HOP_BY_HOP.has(name) || SET_BY_SIDECAR.has(name) || named.has(name)) continue;
+    if (name === 'content-length' && !opts.streamed) continue;
+    out[name] = name in out ? `${out[name]}, ${value}` : value;
+  }
+  return out;
+}
+
+/** The headers for a back-end WebSocket: the forwarded ones (TUNNEL-PROTOCOL.md §7) minus the handshake's own. */
+export function backendWsHeaders(entries: readonly (readonly [string, string])[]): Record<string, string> {
+  const out = backendRequestHeaders(entries, { streamed: false });
+  for (const name of WS_HANDSHAKE) delete out[name];
+  return out;
+}
+
+/** The subprotocols the public client offered, in its order. */
+export function offeredProtocols(entries: readonly (readonly [string, string])[]): string[] {
+  const value = valueOf(entries, 'sec-websocket-protocol') ?? '';
+  return value
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+}
+
+/** `content-type` → `Content-Type`, as Telephone (Go's net/http) writes names. */
+export function canonicalHeaderName(name: string): string {
+  return name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, dash: string, letter: string) => dash + letter.toUpperCase());
+}
+
+/**
+ * The back end's response headers for `proxy_res` / `proxy_res_start`: canonical-case names, one
+ * string each (repeated ones joined with ", "), hop-by-hop ones dropped. The protocol's headers
+ * object has one value per name, so each Set-Cookie line after the first is written with a
+ * differently cased name: the server lowercases names but keeps Set-Cookie lines apart
+ * (tunnel/public-request.ts), so every cookie reaches the public client as its own line.
+ */
+export function relayedResponseHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {
+  const connection = headers.connection;
+  const named = connectionOptions(Array.isArray(connection) ? connection.join(',') : connection);
+  const out = Object.create(null) as Record<string, string>;
+  for (const [raw, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const name = raw.toLowerCase();
+    if (HOP_BY_HOP.has(name) || named.has(name)) continue;
+    if (name === 'set-cookie') {
+      const lines = Array.isArray(value) ? value : [value];
+      lines.forEach((line, i) => {
+        const key = spelling(name, i);
+        out[key] = key in out ? `${out[key]}, ${line}` : line;
+      });
+    } else {
+      out[canonicalHeaderName(name)] = Array.isArray(value) ? value.join(', ') : value;
+    }
+  }
+  return out;
+}
+
+/**
+ * The `i`th spelling of a lowercase header name: the canonical one first, then every other mix of
+ * cases (bit j of the mask capitalises letter j). A name with n letters has 2^n spellings; past
+ * them (512 cookies for Set-Cookie) the last spelling is reused and those lines are joined.
+ */
+export function spelling(name: string, i: number): string {
+  const canonical = canonicalHeaderName(name);
+  if (i === 0) return canonical;
+  const masks = 2 ** (name.match(/[a-z]/g) ?? []).length;
+  let seen = 0;
+  for (let mask = 0; mask < masks; mask++) {
+    const candidate = applyMask(name, mask);
+    if (candidate !== canonical && ++seen === i) return candidate;
+  }
+  return applyMask(name, masks - 1);
+}
+
+function applyMask(name: string, mask: number): string {
+  let j = 0;
+  let out = '';
+  for (const c of name) {
+    if (/[a-z]/.test(c)) out += mask & (1 << j++) ? c.toUpperCase() : c;
+    else out += c;
+  }
+  return out;
+}
