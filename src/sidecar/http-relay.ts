@@ -68,7 +68,7 @@ export class HttpRelay {
     if (exchange === undefined) return;
     switch (push.event) {
       case 'proxy_req_chunk': {
-        const problem = exchange.body?.push(push.seq, push.data) ?? 'not_streamed';
+        const problem = exchange.body === undefined ? 'not_streamed' : exchange.body.push(push.seq, push.data);
         if (problem !== undefined) this.fail(exchange, `request body chunk refused: ${problem}`);
         return;
       }
