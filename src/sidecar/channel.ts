@@ -57,7 +57,11 @@ export class TunnelChannel implements ChannelSender {
   private ws: WebSocket | undefined;
   private counter = 0;
   private joinRef = '';
-  private readonly replies = new Map<string, { resolve: (reply: Reply) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  /**
+   * Waiting replies by ref. Called synchronously as the reply is read: the join's must turn the
+   * channel live before the next frame in the same read (a push right behind the reply) is looked at.
+   */
+  private readonly replies = new Map<string, { settle: (reply: Reply | Error) => void; timer: NodeJS.Timeout }>();
   private heartbeat: NodeJS.Timeout | undefined;
   private awaitingAck = false;
   private closedPromise: Promise<void> | undefined;
@@ -87,7 +91,14 @@ export class TunnelChannel implements ChannelSender {
         this.ws?.terminate();
       };
       const timer = setTimeout(() => settle(new ConnectError(`no join reply within ${opts.joinTimeoutMs} ms`)), opts.joinTimeoutMs);
-      const ws = new WebSocket(opts.url, { perMessageDeflate: false, handshakeTimeout: opts.joinTimeoutMs });
+      let ws: WebSocket;
+      try {
+        ws = new WebSocket(opts.url, { perMessageDeflate: false, handshakeTimeout: opts.joinTimeoutMs });
+      } catch {
+        // ws quotes the URL in its message, and the URL holds the token.
+        this.phase = 'closed';
+        return settle(new ConnectError('the socket URL is not valid'));
+      }
       this.ws = ws;
       this.closedPromise = new Promise((closed) => ws.once('close', () => closed()));
       ws.on('unexpected-response', (req, res) => {
@@ -102,17 +113,15 @@ export class TunnelChannel implements ChannelSender {
       ws.on('open', () => {
         this.phase = 'joining';
         this.joinRef = this.nextRef();
-        this.request('phx_join', opts.joinPayload, opts.joinTimeoutMs, this.joinRef).then(
-          (reply) => {
-            if (this.phase !== 'joining') return; // closed meanwhile: the close handler settled
-            if (!reply.ok) return settle(new ConnectError(`the server refused the join: ${reply.reason}`));
-            this.grant = decodeJoinGrant(reply.response);
-            this.phase = 'live';
-            this.startHeartbeat();
-            settle(undefined);
-          },
-          (error: Error) => settle(new ConnectError(error.message)),
-        );
+        this.expect('phx_join', opts.joinPayload, opts.joinTimeoutMs, this.joinRef, (reply) => {
+          if (reply instanceof Error) return settle(new ConnectError(reply.message));
+          if (this.phase !== 'joining') return; // closed meanwhile: the close handler settled
+          if (!reply.ok) return settle(new ConnectError(`the server refused the join: ${reply.reason}`));
+          this.grant = decodeJoinGrant(reply.response);
+          this.phase = 'live';
+          this.startHeartbeat();
+          settle(undefined);
+        });
       });
       ws.on('message', (data: Buffer, isBinary: boolean) => this.receive(data, isBinary));
       ws.on('close', (code: number, reason: Buffer) => {
@@ -121,7 +130,7 @@ export class TunnelChannel implements ChannelSender {
         clearInterval(this.heartbeat);
         for (const pending of this.replies.values()) {
           clearTimeout(pending.timer);
-          pending.reject(new ConnectError(`the socket closed (${code})`));
+          pending.settle(new ConnectError(`the socket closed (${code})`));
         }
         this.replies.clear();
         if (!settled) return settle(new ConnectError(`the socket closed (${code}) before the join`));
@@ -135,19 +144,22 @@ export class TunnelChannel implements ChannelSender {
   }
 
   /** Sends a message and resolves with its phx_reply; rejects on timeout or when the socket closes first. */
-  request(event: string, payload: object, timeoutMs: number, ref = this.nextRef()): Promise<Reply> {
-    return new Promise<Reply>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.replies.delete(ref);
-        reject(new ConnectError(`no reply to ${event} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.replies.set(ref, { resolve, reject, timer });
-      if (!this.sendRef(event, payload, ref)) {
-        clearTimeout(timer);
-        this.replies.delete(ref);
-        reject(new ConnectError(`the socket is closed; ${event} not sent`));
-      }
-    });
+  request(event: string, payload: object, timeoutMs: number): Promise<Reply> {
+    return new Promise<Reply>((resolve, reject) => this.expect(event, payload, timeoutMs, this.nextRef(), (reply) => (reply instanceof Error ? reject(reply) : resolve(reply))));
+  }
+
+  /** Sends a message; `settle` gets its phx_reply, or an error on timeout, a closed socket or a send that failed. */
+  private expect(event: string, payload: object, timeoutMs: number, ref: string, settle: (reply: Reply | Error) => void): void {
+    const timer = setTimeout(() => {
+      this.replies.delete(ref);
+      settle(new ConnectError(`no reply to ${event} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    this.replies.set(ref, { settle, timer });
+    if (!this.sendRef(event, payload, ref)) {
+      clearTimeout(timer);
+      this.replies.delete(ref);
+      settle(new ConnectError(`the socket is closed; ${event} not sent`));
+    }
   }
 
   /** Closes the socket (a normal close); resolves once it is closed, terminating it if the server does not answer within `graceMs`. */
@@ -179,7 +191,7 @@ export class TunnelChannel implements ChannelSender {
       if (pending === undefined) return;
       this.replies.delete(frame.ref as string);
       clearTimeout(pending.timer);
-      return pending.resolve(decodeReply(frame.payload));
+      return pending.settle(decodeReply(frame.payload));
     }
     if (frame.topic !== this.opts.topic) return;
     const push = decodeServerPush(frame.event, frame.payload);

@@ -253,7 +253,8 @@ export class FakeSocket {
         this.granted = asked === undefined ? [] : asked.filter((e) => this.server.grant.includes(e));
         const exp = jwt.decode(this.token, { json: true })?.exp;
         const expiresIn = typeof exp === 'number' ? exp - Math.floor(Date.now() / 1000) : 3600;
-        return void this.ws.send(encodeJoinReply(frame.ref, this.pathId, expiresIn, asked === undefined ? undefined : this.granted));
+        this.ws.send(encodeJoinReply(frame.ref, this.pathId, expiresIn, asked === undefined ? undefined : this.granted));
+        return this.server.onJoin?.(this);
       }
       case 'heartbeat':
         this.heartbeats.push(heartbeatTs(frame.payload) ?? -1);
@@ -302,6 +303,8 @@ export class FakeTelephoneServer {
   refused = 0;
   grant: readonly Extension[];
   readonly refreshTtlS: number;
+  /** Called right after a join reply is sent, in the same turn (to push something right behind it). */
+  onJoin: ((socket: FakeSocket) => void) | undefined;
 
   private constructor(
     private readonly wss: WebSocketServer,

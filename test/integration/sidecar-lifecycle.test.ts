@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import jwt from 'jsonwebtoken';
 import { eventually } from '../helpers/eventually';
-import { FakeTelephoneServer, tunnelToken } from '../helpers/fake-telephone-server';
+import { FakeTelephoneServer, tunnelToken, type Exchange } from '../helpers/fake-telephone-server';
 import { runCli, spawnCli } from '../helpers/process';
 import { PATH_ID, readBody, startHttpBackend, startSidecar } from '../helpers/sidecar';
 
@@ -41,6 +41,17 @@ test('joins telephone:<path_id> asking for binary_body and stream, and works wit
   assert.ok(!logs.includes(token), 'the token was logged');
   assert.ok(!logs.includes('a=1'), 'a query string was logged');
   assert.ok(!logs.includes(token.split('.')[2]!), "the token's signature was logged");
+});
+
+test('a request pushed right behind the join reply (often in the same read) is served', async (t) => {
+  const server = await FakeTelephoneServer.start(t, { grant: ['binary_body', 'stream'] });
+  const backend = await echo(t);
+  const first: Exchange[] = [];
+  server.onJoin = (socket) => first.push(socket.request({ method: 'GET', path: '/first' }));
+  await startSidecar(t, server, backend.url);
+  await server.joined(0);
+  const res = await first[0]!.done();
+  assert.equal(res.body.toString(), 'GET /first ');
 });
 
 test('every message after the join carries the join ref; heartbeats go on the channel topic', async (t) => {
