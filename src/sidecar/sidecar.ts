@@ -73,6 +73,8 @@ export class Sidecar {
   private active: Link | undefined;
   private readonly draining = new Set<Link>();
   private connecting = false;
+  /** The link being connected, so that stop() can cut its handshake short. */
+  private dialing: Link | undefined;
   private everLive = false;
   private nextLinkId = 1;
   private retry: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
@@ -114,6 +116,7 @@ export class Sidecar {
     this.status = 'stopped';
     clearTimeout(this.refreshTimer);
     this.cancelRetry();
+    void this.dialing?.channel.close(1000, 'sidecar stopping');
     const links = [...this.draining, ...(this.active === undefined ? [] : [this.active])];
     this.active = undefined;
     this.draining.clear();
@@ -131,6 +134,7 @@ export class Sidecar {
         if (delay !== undefined && delay > 0) await this.wait(delay);
         if (this.status !== 'running') return;
         const link = this.newLink();
+        this.dialing = link;
         try {
           const grant = await link.channel.connect();
           if (this.status !== 'running') return void (await this.retire(link, 1000, 'sidecar stopping'));
@@ -139,7 +143,10 @@ export class Sidecar {
         } catch (error) {
           const status = error instanceof ConnectError ? error.status : undefined;
           if (status !== undefined && REFUSED.has(status) && !this.everLive) return this.refusedAtStart(status);
+          if (this.status !== 'running') return;
           this.log.warn({ attempt, err: error instanceof Error ? error.message : String(error) }, 'tunnel connect failed; retrying');
+        } finally {
+          this.dialing = undefined;
         }
       }
     } finally {
