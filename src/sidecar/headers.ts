@@ -4,18 +4,7 @@
 // names, as fastify-reply-from and nginx do. The server drops them too; the
 // sidecar does not rely on that (it may face an older server, or a back end
 // that sends them).
-
-const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
+import { connectionOptions, HOP_BY_HOP } from '../http/hop-by-hop';
 
 /**
  * Request headers the sidecar sets itself: `host` is the back end's (the public host stays in
@@ -31,16 +20,6 @@ const WS_HANDSHAKE: ReadonlySet<string> = new Set([
   'sec-websocket-accept',
   'sec-websocket-protocol',
 ]);
-
-/** Lowercase names the Connection header lists (`Connection: close, X-Foo` → x-foo). */
-function connectionOptions(value: string | undefined): Set<string> {
-  const named = new Set<string>();
-  for (const token of (value ?? '').split(',')) {
-    const name = token.trim().toLowerCase();
-    if (name !== '') named.add(name);
-  }
-  return named;
-}
 
 function valueOf(entries: readonly (readonly [string, string])[], name: string): string | undefined {
   for (const [n, v] of entries) if (n.toLowerCase() === name) return v;
