@@ -1,8 +1,7 @@
 // Headers that describe one connection, not the message (RFC 9110 §7.6.1):
 // a proxy drops them, and those the Connection header names, as
-// fastify-reply-from and nginx do. Pure. Used by the sidecar's relay
-// (sidecar/headers.ts); tunnel/public-request.ts still has its own copy of
-// both (to switch to this one when that file is next touched).
+// fastify-reply-from and nginx do. Pure. Used by both ends of a tunnel: the
+// server's relay (tunnel/public-request.ts) and the sidecar's (sidecar/headers.ts).
 
 /** The hop-by-hop headers, plus the proxy's own. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([

@@ -12,10 +12,12 @@
 // uploader, and no node holds more than a few windows of any request.
 import type { RelayedMethod } from '../protocol/tunnel-frames';
 
+import { CHUNK_MAX_BYTES, INITIAL_CREDIT_BYTES } from '../protocol/tunnel-stream-frames';
+
 /** Data per chunk (before base64): a sidecar's chunk, a bus message's, a public write's. */
-export const CHUNK_BYTES = 64 * 1024;
+export const CHUNK_BYTES = CHUNK_MAX_BYTES;
 /** The credit each direction of a request starts with. */
-export const WINDOW_BYTES = 512 * 1024;
+export const WINDOW_BYTES = INITIAL_CREDIT_BYTES;
 
 export interface RelayHead {
   /** A UUID (the Telephone client rejects other request ids). */

@@ -3,20 +3,8 @@
 // request is for, the path it is relayed with (no traversal), and the headers
 // each way (hop-by-hop ones dropped, as fastify-reply-from and nginx do; the
 // X-Forwarded-* trio added). Pure functions, no I/O.
+import { connectionOptions, HOP_BY_HOP } from '../http/hop-by-hop';
 import { PATH_ID_PATTERN } from '../protocol/names';
-
-/** Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the proxy's own. */
-const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 /** Framing the relay computes itself: a sidecar's Content-Length may describe a body it re-encoded. */
 const FRAMING: ReadonlySet<string> = new Set(['content-length']);
@@ -126,15 +114,4 @@ export function relayedResponseHeaders(headers: readonly (readonly [string, stri
     else byName.set(name, byName.has(name) ? `${byName.get(name) ?? ''}, ${value}` : value);
   }
   return [...byName, ...cookies];
-}
-
-/** The header names a Connection header lists (they are hop-by-hop too). */
-function connectionOptions(value: string | undefined): ReadonlySet<string> {
-  if (value === undefined) return new Set();
-  return new Set(
-    value
-      .split(',')
-      .map((option) => option.trim().toLowerCase())
-      .filter((option) => option !== ''),
-  );
 }

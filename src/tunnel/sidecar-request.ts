@@ -11,7 +11,7 @@
 // unknown length) streams down as it comes, within the sidecar's credit; the
 // response streams up within ours, and a cancel reaches the sidecar.
 import type { Payload, ProxyResponse } from '../protocol/tunnel-frames';
-import type { StreamEvent } from '../protocol/tunnel-stream';
+import type { StreamEvent } from '../protocol/tunnel-stream-frames';
 import { chunksOf, WINDOW_BYTES, type RelayFailure, type RelayHead, type RequestStream, type ResponseSink } from './exchange';
 import { relayedResponseHeaders } from './public-request';
 
@@ -126,6 +126,8 @@ export class SidecarRequest implements RequestStream {
         return this.sink.end();
       case 'proxy_res_error':
         return this.fail('tunnel_error');
+      default:
+        return; // events a sidecar has no business sending (proxy_req_chunk, proxy_cancel): ignored
     }
   }
 

@@ -16,7 +16,7 @@ import type { Config } from '../config/load';
 import { CLOSE, type Close } from '../errors/codes';
 import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
-import { decodeStreamEvent, STREAM_EVENTS } from '../protocol/tunnel-stream';
+import { decodeStreamEvent, STREAM_EVENTS } from '../protocol/tunnel-stream-frames';
 import {
   channelTopic,
   decodeProxyResponse,

@@ -15,7 +15,8 @@ import { WebSocketServer } from 'ws';
 export interface Backend {
   port: number;
   origin: string;
-  /** Requests to /hang whose client went away (a cancel reached the back end). */
+  /** Requests to /hang received, and those whose client went away (a cancel reached the back end). */
+  hanging: number;
   aborted: number;
   /** Close codes and reasons the back end's WebSockets were closed with by the relay. */
   wsCloses: { code: number; reason: string }[];
@@ -31,11 +32,12 @@ export function pattern(n: number): Buffer {
 }
 
 export async function startBackend(t: TestContext): Promise<Backend> {
-  const backend: Backend = { port: 0, origin: '', aborted: 0, wsCloses: [], wsPings: [], server: createServer() };
+  const backend: Backend = { port: 0, origin: '', hanging: 0, aborted: 0, wsCloses: [], wsPings: [], server: createServer() };
   const server = backend.server;
   server.on('request', (req: IncomingMessage, res) => {
     const url = new URL(req.url ?? '/', 'http://backend');
     if (url.pathname === '/hang') {
+      backend.hanging++;
       req.socket.on('close', () => backend.aborted++);
       return;
     }
