@@ -2,12 +2,13 @@
 //   /echo            → 200 JSON {method, path, query, headers, body}
 //   /status/<code>   → that status, body "status <code>"
 //   /bytes?n=<n>     → n bytes of a fixed pattern (application/octet-stream)
-//   /upload          → 200 JSON {bytes, sha256} of the request body
+//   /stream?n=<n>    → the same bytes written as the socket takes them (for 100 MiB bodies)
+//   /upload          → 200 JSON {bytes, sha256} of the request body, hashed as it comes
 //   /hang            → never answers; `hangs` counts those the client aborted
 //   /cookies         → two Set-Cookie lines
 //   WebSocket /ws    → echoes "echo:<text>" and binary as is; "close:<code>" closes with that code
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import { WebSocketServer } from 'ws';
@@ -25,10 +26,34 @@ export interface Backend {
   server: Server;
 }
 
-export function pattern(n: number): Buffer {
-  const out = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) out[i] = (i * 31 + (i >> 8)) & 255;
+/** The pattern repeats every 64 KiB ((i * 31 + (i >> 8)) & 255): one period, copied. */
+const PERIOD = Buffer.from(Array.from({ length: 65536 }, (_, i) => (i * 31 + (i >> 8)) & 255));
+
+/** n bytes of a fixed pattern, from `offset` on (so a long pattern can be made piece by piece). */
+export function pattern(n: number, offset = 0): Buffer {
+  const out = Buffer.allocUnsafe(n);
+  for (let at = 0; at < n; ) {
+    const from = (offset + at) % PERIOD.length;
+    at += PERIOD.copy(out, at, from, Math.min(PERIOD.length, from + n - at));
+  }
   return out;
+}
+
+/** The pattern of `n` bytes in 256 KiB pieces, each written when the socket took the last. */
+export function streamPattern(n: number, res: ServerResponse): void {
+  const piece = 256 * 1024;
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(n) });
+  let sent = 0;
+  const more = (): void => {
+    while (sent < n) {
+      const size = Math.min(piece, n - sent);
+      const ok = res.write(pattern(size, sent));
+      sent += size;
+      if (!ok) return void res.once('drain', more);
+    }
+    res.end();
+  };
+  more();
 }
 
 export async function startBackend(t: TestContext): Promise<Backend> {
@@ -40,6 +65,19 @@ export async function startBackend(t: TestContext): Promise<Backend> {
       backend.hanging++;
       req.socket.on('close', () => backend.aborted++);
       return;
+    }
+    if (url.pathname === '/stream') return void streamPattern(Number(url.searchParams.get('n') ?? 0), res);
+    if (url.pathname === '/upload') {
+      const hash = createHash('sha256');
+      let bytes = 0;
+      req.on('data', (chunk: Buffer) => {
+        hash.update(chunk);
+        bytes += chunk.length;
+      });
+      return void req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ bytes, sha256: hash.digest('hex') }));
+      });
     }
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -54,10 +92,6 @@ export async function startBackend(t: TestContext): Promise<Backend> {
         const n = Number(url.searchParams.get('n') ?? 0);
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(n) });
         return res.end(pattern(n));
-      }
-      if (url.pathname === '/upload') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        return res.end(JSON.stringify({ bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') }));
       }
       if (url.pathname === '/cookies') {
         res.setHeader('set-cookie', ['a=1; Path=/', 'b=2; Path=/']);
