@@ -35,6 +35,7 @@ function printDevTokens(config: Config, port: number): void {
   const alice = signer.signApp({ user: 'alice', device: 'alice-laptop', ttlS: DEV_TOKEN_TTL_S });
   const bob = signer.signApp({ user: 'bob', device: 'bob-phone', ttlS: DEV_TOKEN_TTL_S });
   const admin = signer.signApp({ user: 'dev-admin', roles: ['admin'], ttlS: DEV_TOKEN_TTL_S });
+  const tunnel = signer.signTunnel({ pathId: 'demo', user: 'dev-tunnel', ttlS: DEV_TOKEN_TTL_S });
   process.stdout.write(
     [
       '',
@@ -43,6 +44,8 @@ function printDevTokens(config: Config, port: number): void {
       `  demo page, tab 2 (bob):    ${base}/?token=${bob}`,
       `  WebSocket:                 ws://localhost:${port}/ws?token=<token>`,
       `  admin token (/v1/publish): ${admin}`,
+      `  tunnel (path_id demo):     switchboard tunnel --server ws://localhost:${port} --token ${tunnel} --to http://127.0.0.1:3000`,
+      `                             then ${base}/call/demo/ reaches http://127.0.0.1:3000/`,
       '',
       '',
     ].join('\n'),

@@ -157,10 +157,13 @@ export class NodeRelay {
     }
   };
 
-  /** This node's sidecar by id, unless it left or drains (the route was stale: the client's node tries another). */
+  /**
+   * This node's sidecar by id; undefined when it left (the route was stale: the client's node tries
+   * another). A draining sidecar still serves: its replacement may not have joined yet, and it
+   * closes once nothing is in flight on it.
+   */
   private liveSidecar(id: string): TunnelTarget | undefined {
-    const sidecar = this.directory?.sidecar(id);
-    return sidecar === undefined || sidecar.isDraining ? undefined : sidecar;
+    return this.directory?.sidecar(id);
   }
 
   private serveWebSocket(from: string, sidecarId: string, head: WsHead): void {

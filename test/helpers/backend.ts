@@ -5,6 +5,7 @@
 //   /stream?n=<n>    → the same bytes written as the socket takes them (for 100 MiB bodies)
 //   /upload          → 200 JSON {bytes, sha256} of the request body, hashed as it comes
 //   /hang            → never answers; `hangs` counts those the client aborted
+//   /slow?ms=<ms>    → 200 "slow" after that long
 //   /cookies         → two Set-Cookie lines
 //   WebSocket /ws    → echoes "echo:<text>" and binary as is; "close:<code>" closes with that code
 import { createHash } from 'node:crypto';
@@ -66,6 +67,7 @@ export async function startBackend(t: TestContext): Promise<Backend> {
       req.socket.on('close', () => backend.aborted++);
       return;
     }
+    if (url.pathname === '/slow') return void setTimeout(() => res.end('slow'), Number(url.searchParams.get('ms') ?? 0));
     if (url.pathname === '/stream') return void streamPattern(Number(url.searchParams.get('n') ?? 0), res);
     if (url.pathname === '/upload') {
       const hash = createHash('sha256');

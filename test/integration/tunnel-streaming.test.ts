@@ -12,7 +12,7 @@ import jwt from 'jsonwebtoken';
 import { pattern, startBackend } from '../helpers/backend';
 import { TEST_SECRET } from '../helpers/node';
 import { startOwnSidecar } from '../helpers/own-sidecar';
-import { spawnNode } from '../helpers/process';
+import { spawnNode, type SpawnedNode } from '../helpers/process';
 import { startRedis } from '../helpers/redis';
 
 const PATH = 'big-bodies';
@@ -22,7 +22,14 @@ const RSS_BOUND = 64 * 1024 * 1024;
 /** The slow reader's pace: about 4 s for 100 MiB (the relay could go several times faster). */
 const READ_BYTES_PER_S = 25 * 1024 * 1024;
 
-const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+/** A process's resident set from /proc; 0 once it has exited (the transfer then fails and says why). */
+const rssOf = (pid: number) => {
+  try {
+    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+};
 
 /** Samples the processes' RSS every 50 ms; `stop` gives each one's peak. */
 function sampleRss(pids: number[]): { stop: () => number[] } {
@@ -48,16 +55,26 @@ const expectedSha = (() => {
 
 async function cluster(t: TestContext) {
   const redis = await startRedis(t);
-  const env = { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix, JWT_SECRET: TEST_SECRET, MAX_REQUEST_BYTES: String(2 * SIZE) };
+  // The nodes run as deployments run them (README, Dockerfile): with a young generation of 8 MiB.
+  const env = { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix, JWT_SECRET: TEST_SECRET, MAX_REQUEST_BYTES: String(2 * SIZE), NODE_OPTIONS: '--max-semi-space-size=8' };
   const a = await spawnNode(t, { ...env, NODE_ID: 'sidecar-node' });
   const b = await spawnNode(t, { ...env, NODE_ID: 'public-node' });
   const backend = await startBackend(t);
   const now = Math.floor(Date.now() / 1000);
   const token = jwt.sign({ sub: 'tunnel', jti: 'j', path_id: PATH, roles: ['tunnel'], iat: now, exp: now + 3600 }, TEST_SECRET);
   await startOwnSidecar(t, a.port, token, backend.origin);
+
   // Warm both nodes up (JIT, buffers) before the baseline RSS is read.
   for (let i = 0; i < 3; i++) await download(b.port, 4 * 1024 * 1024, Infinity);
-  return { a, b };
+  return { a, b, explain: (error: unknown) => explain(error, { A: a, B: b }) };
+}
+
+/** A transfer that failed, with what each node that exited meanwhile wrote last. */
+function explain(error: unknown, nodes: Record<string, SpawnedNode>): Error {
+  const exits = Object.entries(nodes)
+    .filter(([, node]) => node.exitStatus !== undefined)
+    .map(([name, node]) => `node ${name} exited ${JSON.stringify(node.exitStatus)}:\n${[...node.stderr, ...node.lines].slice(-30).join('\n')}`);
+  return new Error([String(error), ...exits].join('\n'));
 }
 
 /** GETs n bytes from the tunnel through `port`, reading at `bytesPerS`; the sha256 and byte count. */
@@ -108,11 +125,11 @@ function upload(port: number, n: number): Promise<{ bytes: number; sha256: strin
 }
 
 test('a 100 MiB response to a slow reader across two nodes: the bytes match and neither node grows by 64 MiB', { timeout: 60_000 }, async (t) => {
-  const { a, b } = await cluster(t);
+  const { a, b, explain } = await cluster(t);
   const before = [rssOf(a.pid), rssOf(b.pid)];
   const sampler = sampleRss([a.pid, b.pid]);
   const began = performance.now();
-  const result = await download(b.port, SIZE, READ_BYTES_PER_S);
+  const result = await download(b.port, SIZE, READ_BYTES_PER_S).catch((error: unknown) => Promise.reject(explain(error)));
   const peaks = sampler.stop();
   const growth = peaks.map((peak, i) => peak - (before[i] ?? 0));
   t.diagnostic(`100 MiB in ${Math.round(performance.now() - began)} ms; RSS growth: sidecar's node ${(growth[0]! / 2 ** 20).toFixed(1)} MiB, public node ${(growth[1]! / 2 ** 20).toFixed(1)} MiB`);
@@ -121,11 +138,11 @@ test('a 100 MiB response to a slow reader across two nodes: the bytes match and 
 });
 
 test('a 100 MiB upload across two nodes: the back end gets every byte and neither node grows by 64 MiB', { timeout: 60_000 }, async (t) => {
-  const { a, b } = await cluster(t);
+  const { a, b, explain } = await cluster(t);
   const before = [rssOf(a.pid), rssOf(b.pid)];
   const sampler = sampleRss([a.pid, b.pid]);
   const began = performance.now();
-  const result = await upload(b.port, SIZE);
+  const result = await upload(b.port, SIZE).catch((error: unknown) => Promise.reject(explain(error)));
   const peaks = sampler.stop();
   const growth = peaks.map((peak, i) => peak - (before[i] ?? 0));
   t.diagnostic(`100 MiB up in ${Math.round(performance.now() - began)} ms; RSS growth: sidecar's node ${(growth[0]! / 2 ** 20).toFixed(1)} MiB, public node ${(growth[1]! / 2 ** 20).toFixed(1)} MiB`);

@@ -1,0 +1,74 @@
+// Tunnels through a deploy and a crash: a node draining hands its sidecar over
+// to another node without one failed request (make-before-break), and a node
+// killed with -9 stops being routed to within PRESENCE_TTL_MS, its in-flight
+// requests failing with 502 rather than hanging.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import jwt from 'jsonwebtoken';
+import { startBackend } from '../helpers/backend';
+import { eventually } from '../helpers/eventually';
+import { http } from '../helpers/http';
+import { startTestNode, TEST_SECRET } from '../helpers/node';
+import { startOwnSidecar } from '../helpers/own-sidecar';
+import { spawnNode } from '../helpers/process';
+import { startRedis } from '../helpers/redis';
+import { startTcpBalancer } from '../helpers/tcp-balancer';
+
+const PATH = 'deployed';
+const token = () => {
+  const now = Math.floor(Date.now() / 1000);
+  return jwt.sign({ sub: 'tunnel', jti: 'j', path_id: PATH, roles: ['tunnel'], iat: now, exp: now + 3600 }, TEST_SECRET);
+};
+const tunnels = async (port: number) => (JSON.parse((await http(port, 'GET', '/health')).body) as { tunnels: number }).tunnels;
+
+test('a draining node hands its sidecar to another node with no request lost (make-before-break)', async (t) => {
+  const redis = await startRedis(t);
+  const env = { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix, DRAIN_SPREAD_MS: '500', SHUTDOWN_TIMEOUT_MS: '10000' };
+  const a = await startTestNode(t, env);
+  const b = await startTestNode(t, env);
+  const balancer = await startTcpBalancer(t, [a.port, b.port]);
+  const backend = await startBackend(t);
+  // The balancer sends the first connection to A.
+  await startOwnSidecar(t, balancer.port, token(), backend.origin);
+  assert.deepEqual([await tunnels(a.port), await tunnels(b.port)], [1, 0]);
+
+  // Public traffic on B all along (routed to the sidecar on A, then to its successor), and one slow request in flight on A's socket.
+  const results: number[] = [];
+  let running = true;
+  const traffic = (async () => {
+    while (running) results.push((await http(b.port, 'GET', `/call/${PATH}/echo`)).status);
+  })();
+  const slow = http(b.port, 'GET', `/call/${PATH}/slow?ms=800`);
+  await eventually(() => assert.ok(results.length >= 20));
+
+  await a.shutdown();
+  await eventually(async () => assert.equal(await tunnels(b.port), 1));
+  const after = results.length;
+  await eventually(() => assert.ok(results.length >= after + 20));
+  running = false;
+  await traffic;
+  assert.equal((await slow).status, 200, 'the request in flight on the old socket finished there');
+  const failed = results.filter((status) => status !== 200);
+  t.diagnostic(`${results.length} requests across the drain, ${failed.length} failed`);
+  assert.deepEqual(failed, []);
+});
+
+test('a node killed with -9: its in-flight requests get 502 and its sidecars stop being routed to within PRESENCE_TTL_MS', async (t) => {
+  const redis = await startRedis(t);
+  const env = { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix, PRESENCE_TTL_MS: '3000' };
+  const a = await spawnNode(t, { ...env, JWT_SECRET: TEST_SECRET, NODE_ID: 'doomed' });
+  const b = await startTestNode(t, env);
+  const backend = await startBackend(t);
+  await startOwnSidecar(t, a.port, token(), backend.origin);
+  assert.equal((await http(b.port, 'GET', `/call/${PATH}/echo`)).status, 200);
+
+  const inFlight = http(b.port, 'GET', `/call/${PATH}/hang`);
+  await eventually(() => assert.equal(backend.hanging, 1));
+  const killedAt = performance.now();
+  a.kill('SIGKILL');
+  const failed = await inFlight;
+  assert.deepEqual([failed.status, (failed.json() as { error: string }).error], [502, 'tunnel_disconnected']);
+  const failedAfter = performance.now() - killedAt;
+  await eventually(async () => assert.equal((await http(b.port, 'GET', `/call/${PATH}/echo`)).status, 503), 3000 + 2000);
+  t.diagnostic(`in flight failed ${Math.round(failedAfter)} ms after kill -9; no_tunnel after ${Math.round(performance.now() - killedAt)} ms (PRESENCE_TTL_MS 3000)`);
+});
