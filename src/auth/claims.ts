@@ -17,6 +17,12 @@ export interface Claims {
   rooms?: readonly string[];
   /** The tunnel path a `tunnel` token may serve. */
   pathId?: string;
+  /**
+   * Tunnel patterns (`*` wildcard at the end) whose public side (/call/<path_id>) the user may use
+   * when TUNNEL_PUBLIC_AUTH=required. Undefined means none (unlike `rooms`): a token minted before
+   * tunnels had access control must not open every tunnel.
+   */
+  tunnels?: readonly string[];
 }
 
 export type AuthFailure = 'token_missing' | 'token_invalid' | 'token_expired';
@@ -30,11 +36,20 @@ export interface TokenVerifier {
   close?(): void;
 }
 
-/** Whether `room` matches one of the token's patterns (exact, or prefix before a trailing `*`). */
+/** Whether `room` matches one of the token's patterns; no `rooms` claim means any room. */
 export function roomAllowed(patterns: readonly string[] | undefined, room: string): boolean {
-  if (patterns === undefined) return true;
+  return patterns === undefined || matchesPattern(patterns, room);
+}
+
+/** Whether the token opens the public side of tunnel `pathId`: `admin` any, else its `tunnels` patterns; no claim means none. */
+export function tunnelAllowed(claims: Pick<Claims, 'roles' | 'tunnels'>, pathId: string): boolean {
+  return claims.roles.has('admin') || (claims.tunnels !== undefined && matchesPattern(claims.tunnels, pathId));
+}
+
+/** Whether `name` matches one of `patterns` (exact, or prefix before a trailing `*`). */
+function matchesPattern(patterns: readonly string[], name: string): boolean {
   for (const pattern of patterns) {
-    if (pattern.endsWith('*') ? room.startsWith(pattern.slice(0, -1)) : room === pattern) return true;
+    if (pattern.endsWith('*') ? name.startsWith(pattern.slice(0, -1)) : name === pattern) return true;
   }
   return false;
 }

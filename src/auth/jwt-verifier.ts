@@ -6,7 +6,7 @@
 //         ─▶ signature + nbf/exp/iss/aud: jsonwebtoken for RS/PS/ES; node:crypto for EdDSA (which
 //            jsonwebtoken lacks) and for HS (one per connect: ~2.5 µs instead of ~7, bench W5),
 //            both with jsonwebtoken's checks, order and error classes
-//         ─▶ claims: sub/user_id, device_id, roles, rooms, path_id checked and typed
+//         ─▶ claims: sub/user_id, device_id, roles, rooms, tunnels, path_id checked and typed
 import jwt from 'jsonwebtoken';
 import { JwksClient, JwksRateLimitError, SigningKeyNotFoundError, type SigningKey as JwksSigningKey } from 'jwks-rsa';
 import { createHmac, createPublicKey, timingSafeEqual, verify as cryptoVerify, type KeyObject } from 'node:crypto';
@@ -14,8 +14,7 @@ import { ROLES, type Claims, type Role, type TokenVerifier, type VerifyResult } 
 import { keySourceFromConfig, verificationKeyFor, type AsymmetricAlgorithm, type VerificationKey } from './keys';
 import type { Config } from '../config/load';
 import type { Logger } from '../log/logger';
-import { NAME_PATTERN, NAME_RULE } from '../protocol/names';
-import { PATH_ID_PATTERN } from '../protocol/names';
+import { NAME_PATTERN, NAME_RULE, PATH_ID_PATTERN, PATH_ID_RULE } from '../protocol/names';
 
 // Covers clock skew between the issuer and NTP-synced nodes, so a token minted
 // on a host whose clock runs a little ahead is not refused by its `nbf`; the
@@ -190,16 +189,18 @@ export function claimsFromPayload(payload: unknown, requireExp: boolean): Verify
   const user = payload.sub ?? payload.user_id;
   if (user === undefined) return invalid('no sub or user_id claim');
   if (typeof user !== 'string' || !NAME_PATTERN.test(user)) return invalid(`sub/user_id must be ${NAME_RULE}`);
-  const { device_id: device, exp, roles, rooms, path_id: pathId } = payload;
+  const { device_id: device, exp, roles, rooms, tunnels, path_id: pathId } = payload;
   if (device !== undefined && (typeof device !== 'string' || !NAME_PATTERN.test(device)))
     return invalid(`device_id must be ${NAME_RULE}`);
   if (exp === undefined && requireExp) return invalid('no exp claim');
   if (exp !== undefined && typeof exp !== 'number') return invalid('exp must be a number');
   if (pathId !== undefined && (typeof pathId !== 'string' || !PATH_ID_PATTERN.test(pathId)))
-    return invalid('path_id must be 1-128 chars [A-Za-z0-9_.-]');
+    return invalid(`path_id must be ${PATH_ID_RULE}`);
   if (roles !== undefined && !isStringArray(roles)) return invalid('roles must be an array of strings');
   if (rooms !== undefined && !(isStringArray(rooms) && rooms.every(isRoomPattern)))
     return invalid('rooms must be an array of room names, each optionally ending in *');
+  if (tunnels !== undefined && !(isStringArray(tunnels) && tunnels.every(isTunnelPattern)))
+    return invalid(`tunnels must be an array of path_ids (${PATH_ID_RULE}), each optionally ending in *`);
 
   // Telephone-era tunnel tokens carry a path_id and no roles at all (TUNNEL-PROTOCOL §1).
   const granted: Role[] = roles === undefined ? (pathId === undefined ? [] : ['tunnel']) : roles.filter(isRole);
@@ -207,14 +208,24 @@ export function claimsFromPayload(payload: unknown, requireExp: boolean): Verify
   if (device !== undefined) claims.device = device;
   if (exp !== undefined) claims.exp = exp;
   if (rooms !== undefined) claims.rooms = Object.freeze([...rooms]);
+  if (tunnels !== undefined) claims.tunnels = Object.freeze([...tunnels]);
   if (pathId !== undefined) claims.pathId = pathId;
   return { ok: true, claims };
 }
 
 /** A room name, a name followed by `*` (prefix match), or `*` alone (any room). */
 export function isRoomPattern(pattern: string): boolean {
+  return isPattern(NAME_PATTERN, pattern);
+}
+
+/** A path_id, a path_id followed by `*` (prefix match), or `*` alone (any tunnel). */
+export function isTunnelPattern(pattern: string): boolean {
+  return isPattern(PATH_ID_PATTERN, pattern);
+}
+
+function isPattern(rule: RegExp, pattern: string): boolean {
   if (pattern === '*') return true;
-  return NAME_PATTERN.test(pattern.endsWith('*') ? pattern.slice(0, -1) : pattern);
+  return rule.test(pattern.endsWith('*') ? pattern.slice(0, -1) : pattern);
 }
 
 // jsonwebtoken 9 cannot verify EdDSA, so the signature is checked here and the

@@ -6,7 +6,7 @@ import jwt from 'jsonwebtoken';
 import { randomUUID, sign as cryptoSign } from 'node:crypto';
 import type { Claims, Role } from './claims';
 import { signingKeyFromConfig, type SigningKey } from './keys';
-import { PATH_ID_PATTERN } from '../protocol/names';
+import { PATH_ID_PATTERN, PATH_ID_RULE } from '../protocol/names';
 import { isRoomPattern } from './jwt-verifier';
 import type { Config } from '../config/load';
 import { NAME_PATTERN, NAME_RULE } from '../protocol/names';
@@ -55,7 +55,7 @@ export class TokenSigner {
 
   /** A token the Telephone sidecar and `switchboard tunnel` accept: sub, jti, path_id, iat, exp, roles ["tunnel"]. */
   signTunnel({ pathId, user, ttlS }: TunnelTokenInput): string {
-    if (!PATH_ID_PATTERN.test(pathId)) throw new RangeError('pathId: must be 1-128 chars [A-Za-z0-9_.-]');
+    if (!PATH_ID_PATTERN.test(pathId)) throw new RangeError(`pathId: must be ${PATH_ID_RULE}`);
     const sub = user ?? `tunnel-${pathId}`;
     checkName('user', sub);
     return this.sign({ sub, path_id: pathId, roles: ['tunnel'] }, ttlS);

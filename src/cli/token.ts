@@ -2,10 +2,9 @@
 // signing key, for tests, the demo and sidecars (TELEPHONE_TOKEN).
 import { parseArgs } from 'node:util';
 import { isRoomPattern } from '../auth/jwt-verifier';
-import { PATH_ID_PATTERN } from '../protocol/names';
 import { signerFromConfig } from '../auth/token-signer';
 import { ConfigError, loadConfig } from '../config/load';
-import { isValidName, NAME_RULE } from '../protocol/names';
+import { isValidName, NAME_RULE, PATH_ID_PATTERN, PATH_ID_RULE } from '../protocol/names';
 import { ROLES, type Role } from '../auth/claims';
 
 export function tokenCommand(args: string[]): number {
@@ -40,7 +39,7 @@ export function tokenCommand(args: string[]): number {
   const ttlS = Number(values.ttl);
 
   if (values.tunnel !== undefined) {
-    if (!PATH_ID_PATTERN.test(values.tunnel)) return fail('--tunnel must be 1-128 chars [A-Za-z0-9_.-]');
+    if (!PATH_ID_PATTERN.test(values.tunnel)) return fail(`--tunnel must be ${PATH_ID_RULE}`);
     process.stdout.write(`${signer.signTunnel({ pathId: values.tunnel, user: values.user ?? `tunnel-${values.tunnel}`, ttlS })}\n`);
     return 0;
   }

@@ -18,3 +18,6 @@ export function isValidName(value: unknown): value is string {
 
 /** The path a tunnel token may serve (TUNNEL-PROTOCOL.md §1): mounted at /call/<path_id>, so no ':' or '@'; UUIDs fit. */
 export const PATH_ID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/** The path_id rule in words, for error messages. */
+export const PATH_ID_RULE = '1-128 chars of [A-Za-z0-9_.-]';

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import jwt from 'jsonwebtoken';
 import { bearerToken } from '../../src/auth/bearer';
-import { roomAllowed, type Claims, type VerifyResult } from '../../src/auth/claims';
+import { roomAllowed, tunnelAllowed, type Claims, type VerifyResult } from '../../src/auth/claims';
 import { claimsFromPayload, createVerifier, JwtVerifier } from '../../src/auth/jwt-verifier';
 import { keySourceFromConfig } from '../../src/auth/keys';
 import { signerFromConfig, type TokenSigner } from '../../src/auth/token-signer';
@@ -274,6 +274,8 @@ describe('claims mapping', () => {
     ['path_id with admin role only', { sub: 't', path_id: 'p', roles: ['admin'], exp }, { user: 't', exp, roles: ['admin'], pathId: 'p' }],
     ['rooms', { sub: 'a', rooms: ['lobby', 'team-*', '*'], exp }, { user: 'a', exp, roles: [], rooms: ['lobby', 'team-*', '*'] }],
     ['empty rooms', { sub: 'a', rooms: [], exp }, { user: 'a', exp, roles: [], rooms: [] }],
+    ['tunnels', { sub: 'a', tunnels: ['550e8400-e29b-41d4-a716-446655440000', 'team.a-*', '*'], exp }, { user: 'a', exp, roles: [], tunnels: ['550e8400-e29b-41d4-a716-446655440000', 'team.a-*', '*'] }],
+    ['empty tunnels', { sub: 'a', tunnels: [], exp }, { user: 'a', exp, roles: [], tunnels: [] }],
   ];
   for (const [name, payload, expected] of valid) {
     test(`accepts: ${name}`, () => {
@@ -299,6 +301,12 @@ describe('claims mapping', () => {
     ['star in the middle', { sub: 'a', rooms: ['a*b'], exp }, /rooms/],
     ['double star', { sub: 'a', rooms: ['**'], exp }, /rooms/],
     ['empty room', { sub: 'a', rooms: [''], exp }, /rooms/],
+    ['tunnels not an array', { sub: 'a', tunnels: 'p', exp }, /tunnels/],
+    ['tunnel with a colon (a room name, not a path_id)', { sub: 'a', tunnels: ['a:b'], exp }, /tunnels/],
+    ['tunnel star in the middle', { sub: 'a', tunnels: ['a*b'], exp }, /tunnels/],
+    ['tunnel double star', { sub: 'a', tunnels: ['**'], exp }, /tunnels/],
+    ['empty tunnel', { sub: 'a', tunnels: [''], exp }, /tunnels/],
+    ['tunnel not a string', { sub: 'a', tunnels: [5], exp }, /tunnels/],
     ['path_id with a colon', { sub: 'a', path_id: 'a:b', exp }, /path_id/],
     ['path_id traversal', { sub: 'a', path_id: '../x', exp }, /path_id/],
     ['path_id not a string', { sub: 'a', path_id: 5, exp }, /path_id/],
@@ -332,6 +340,25 @@ describe('claims mapping', () => {
       [['*'], 'anything', true],
     ];
     for (const [patterns, room, allowed] of cases) assert.equal(roomAllowed(patterns, room), allowed, `${JSON.stringify(patterns)} ${room}`);
+  });
+
+  test('tunnels from a token drive tunnelAllowed; no claim opens none, admin opens all', async () => {
+    const verifier = createVerifier(hsConfig());
+    const granted = expectOk(await verifier.verify(hs(claims({ tunnels: ['exact', 'team-*'] }))));
+    const none = expectOk(await verifier.verify(hs(claims())));
+    const admin = expectOk(await verifier.verify(hs(claims({ roles: ['admin'] }))));
+    const cases: [Claims, string, boolean][] = [
+      [granted, 'exact', true],
+      [granted, 'exact2', false],
+      [granted, 'team-', true],
+      [granted, 'team-red', true],
+      [granted, 'team', false],
+      [none, 'exact', false],
+      [{ ...none, tunnels: [] }, 'exact', false],
+      [{ ...none, tunnels: ['*'] }, 'anything', true],
+      [admin, 'anything', true],
+    ];
+    for (const [holder, pathId, allowed] of cases) assert.equal(tunnelAllowed(holder, pathId), allowed, `${JSON.stringify(holder.tunnels)} ${pathId}`);
   });
 });
 
