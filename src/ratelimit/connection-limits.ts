@@ -1,5 +1,7 @@
 // Upgrade-time limits (SPEC §3.7): concurrent connections and connect attempts
 // per client IP (HTTP 429), and concurrent connections per node (HTTP 503).
+// Public requests to tunnels draw on the same per-IP attempt budget
+// (CONNECT_RATE_PER_IP), so a client cannot switch to /call/… to get more.
 // Per-IP state is keyed by an HMAC of the address with a per-process random
 // key, so no IP address is stored, even in memory.
 //
@@ -8,7 +10,7 @@
 // it from, without onAborted bookkeeping or a promise (bench W5). With no
 // per-IP limit configured the address is not even looked at.
 import { createHmac, randomBytes } from 'node:crypto';
-import { MemoryRateLimiter } from './rate-limiter';
+import { ALLOWED, MemoryRateLimiter, type RateDecision } from './rate-limiter';
 
 export type AdmitDecision = { ok: true; ipKey: string } | { ok: false; status: 429 | 503; code: 'too_many_connections' | 'node_full' | 'connect_rate'; message: string };
 
@@ -53,6 +55,14 @@ export class ConnectionLimits {
     if (ipKey !== NO_IP) this.perIp.set(ipKey, current + 1);
     this.total++;
     return { ok: true, ipKey };
+  }
+
+  /**
+   * Counts one public request (tunnels) against the per-IP attempt rate; `ip` is asked for only
+   * when CONNECT_RATE_PER_IP is set. Nothing to release: a request holds no connection slot.
+   */
+  admitRequest(ip: () => string): RateDecision {
+    return this.connectRate === undefined ? ALLOWED : this.connectRate.consume(this.keyOf(ip()));
   }
 
   release(ipKey: string): void {

@@ -100,3 +100,23 @@ test('connection limits: node cap, per-IP cap and connect rate, decided synchron
   assert.ok(rate.admit(ip('10.0.0.8')).ok);
   rate.close();
 });
+
+test('public requests draw on the per-IP attempt rate that upgrades use; without one the address is not read', () => {
+  let asked = 0;
+  const ip = (address: string) => () => {
+    asked++;
+    return address;
+  };
+  const off = new ConnectionLimits({ maxConnections: 1, maxConnectionsPerIp: 1, connectRatePerIp: 0 });
+  assert.ok([1, 2, 3].every(() => off.admitRequest(ip('10.0.0.1')).allowed), 'requests hold no connection slot');
+  assert.equal(asked, 0);
+
+  const rate = new ConnectionLimits({ maxConnections: 0, maxConnectionsPerIp: 0, connectRatePerIp: 3 });
+  assert.ok(rate.admit(ip('10.0.0.9')).ok);
+  assert.deepEqual([1, 2, 3].map(() => rate.admitRequest(ip('10.0.0.9')).allowed), [true, true, false], 'one upgrade and two requests use the budget of 3');
+  const refused = rate.admitRequest(ip('10.0.0.9'));
+  assert.ok(!refused.allowed && refused.retryAfterMs > 0 && refused.retryAfterMs <= 1000);
+  assert.equal(rate.admit(ip('10.0.0.9')).ok, false, 'and the upgrades after them are refused too');
+  assert.ok(rate.admitRequest(ip('10.0.0.8')).allowed, 'another address has its own budget');
+  rate.close();
+});
