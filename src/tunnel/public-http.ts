@@ -22,10 +22,16 @@ import { errorReply, type HttpExchange, type HttpReply, type RequestInfo, type S
 import { MaybePromise, whenReady } from '../util/maybe-promise';
 import type { TunnelDirectory } from './directory';
 import { chunksOf, WINDOW_BYTES, type RelayFailure, type RelayHead, type RequestStream, type ResponseSink, type TunnelTarget } from './exchange';
+import { withoutConsumed } from './public-access';
 import { relayedRequestHeaders, tunnelTarget } from './public-request';
 
-/** The access decision for a public request (access.ts): a refusal, or who it is (undefined: anonymous) and the query to relay. */
-export type PublicAccessDecision = { ok: false; reply: HttpReply } | { ok: true; user: string | undefined; query: string };
+/**
+ * The access decision for a public request (public-access.ts): a refusal, or who it is (undefined:
+ * anonymous), the query to relay and the relayed headers it consumed (withoutConsumed applies them).
+ */
+export type PublicAccessDecision =
+  | { ok: false; reply: HttpReply }
+  | { ok: true; user: string | undefined; query: string; headers?: Readonly<Record<string, string | null>> };
 
 export interface PublicHttpDeps {
   config: Config;
@@ -105,7 +111,7 @@ class PublicRequest implements ResponseSink {
         if (this.phase === 'done' || this.exchange.finished) return;
         if (!decided.ok) return this.refuse(decided.reply);
         this.user = decided.user;
-        this.head = { id: randomUUID(), method: method as RelayedMethod, path: address.target.path, queryString: decided.query, headers, bodyLength };
+        this.head = { id: randomUUID(), method: method as RelayedMethod, path: address.target.path, queryString: decided.query, headers: withoutConsumed(headers, decided), bodyLength };
         void this.route();
       },
       (error: unknown) => {

@@ -19,6 +19,7 @@ import { errorReply, type UpgradeDecision, type WsEndpoint, type WsHandler } fro
 import { whenReady } from '../util/maybe-promise';
 import type { TunnelDirectory } from './directory';
 import { WS_SIDECAR_TIMEOUT_MS, type TunnelTarget, type WsFailure, type WsHead, type WsOpcode, type WsSink, type WsStream } from './exchange';
+import { withoutConsumed } from './public-access';
 import type { PublicAccessDecision, PublicHttpDeps } from './public-http';
 import { relayedRequestHeaders, tunnelTarget } from './public-request';
 
@@ -83,7 +84,7 @@ async function preflight(
   decided: PublicAccessDecision,
 ): Promise<UpgradeDecision<Accepted>> {
   if (!decided.ok) return { accept: false, reply: decided.reply };
-  const head = { path, queryString: decided.query, headers };
+  const head = { path, queryString: decided.query, headers: withoutConsumed(headers, decided) };
   const tried = new Set<string>();
   for (;;) {
     const target = await deps.directory.pick(pathId, tried);
