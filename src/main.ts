@@ -31,11 +31,12 @@ import { Router } from './routing/router';
 import { appEndpoint } from './session/app-endpoint';
 import type { ClientSession } from './session/client-session';
 import { drainSessions } from './session/drain';
-import { errorReply, type HttpRoute, type RequestInfo } from './transport/http-types';
+import { errorReply, type HttpRoute } from './transport/http-types';
 import { assertNativeUws, UwsServer } from './transport/uws-server';
 import { TunnelDirectory } from './tunnel/directory';
 import { MemoryRegistry } from './tunnel/memory-registry';
 import { NodeRelay } from './tunnel/node-relay';
+import { publicAccess } from './tunnel/public-access';
 import { publicHttpRoute } from './tunnel/public-http';
 import { isTunnelHost } from './tunnel/public-request';
 import { publicWebSocketEndpoint } from './tunnel/public-websocket';
@@ -145,7 +146,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     metrics,
     directory,
     forwarding: forwardingPeer(config.TRUSTED_PROXIES),
-    access: (request: RequestInfo) => ({ ok: true as const, user: undefined, query: request.query }),
+    access: publicAccess({ config, verifier, limiter, limits: connectionLimits, clientIp: clientIpResolver(config.TRUSTED_PROXIES), metrics }),
   };
   server.websocket(publicWebSocketEndpoint({ ...publicDeps, isDraining: () => health.isDraining }));
   server.stream(publicHttpRoute(publicDeps));
