@@ -69,17 +69,23 @@ test('the expiry wheel expires items when their time comes, never removed ones, 
   assert.equal(wheel.size, 0);
 });
 
-test('connection limits: node cap, per-IP cap and connect rate, decided synchronously; the address is read only when needed', () => {
-  let asked = 0;
+/** Address getters for ConnectionLimits that count how often the limits read one. */
+function addressReads() {
+  let reads = 0;
   const ip = (address: string) => () => {
-    asked++;
+    reads++;
     return address;
   };
+  return { ip, asked: () => reads };
+}
+
+test('connection limits: node cap, per-IP cap and connect rate, decided synchronously; the address is read only when needed', () => {
+  const { ip, asked } = addressReads();
   const open = new ConnectionLimits({ maxConnections: 2, maxConnectionsPerIp: 0, connectRatePerIp: 0 });
   const a = open.admit(ip('10.0.0.1'));
   const b = open.admit(ip('10.0.0.1'));
   assert.ok(a.ok && b.ok);
-  assert.equal(asked, 0, 'no per-IP limit: the address is never read');
+  assert.equal(asked(), 0, 'no per-IP limit: the address is never read');
   assert.deepEqual(open.admit(ip('10.0.0.1')), { ok: false, status: 503, code: 'node_full', message: 'this node is at MAX_CONNECTIONS; try another node' });
   open.release(a.ipKey);
   assert.ok(open.admit(ip('10.0.0.1')).ok);
@@ -102,14 +108,10 @@ test('connection limits: node cap, per-IP cap and connect rate, decided synchron
 });
 
 test('public requests draw on the per-IP attempt rate that upgrades use; without one the address is not read', () => {
-  let asked = 0;
-  const ip = (address: string) => () => {
-    asked++;
-    return address;
-  };
+  const { ip, asked } = addressReads();
   const off = new ConnectionLimits({ maxConnections: 1, maxConnectionsPerIp: 1, connectRatePerIp: 0 });
   assert.ok([1, 2, 3].every(() => off.admitRequest(ip('10.0.0.1')).allowed), 'requests hold no connection slot');
-  assert.equal(asked, 0);
+  assert.equal(asked(), 0);
 
   const rate = new ConnectionLimits({ maxConnections: 0, maxConnectionsPerIp: 0, connectRatePerIp: 3 });
   assert.ok(rate.admit(ip('10.0.0.9')).ok);
