@@ -7,7 +7,7 @@ import { randomUUID, sign as cryptoSign } from 'node:crypto';
 import type { Claims, Role } from './claims';
 import { signingKeyFromConfig, type SigningKey } from './keys';
 import { PATH_ID_PATTERN, PATH_ID_RULE } from '../protocol/names';
-import { isRoomPattern } from './jwt-verifier';
+import { isRoomPattern, isTunnelPattern } from './jwt-verifier';
 import type { Config } from '../config/load';
 import { NAME_PATTERN, NAME_RULE } from '../protocol/names';
 
@@ -23,6 +23,8 @@ export interface AppTokenInput {
   roles?: readonly Role[] | undefined;
   /** Room patterns; undefined means any room. */
   rooms?: readonly string[] | undefined;
+  /** Tunnel path_id patterns the public side opens (TUNNEL_PUBLIC_AUTH=required); undefined means none. */
+  tunnels?: readonly string[] | undefined;
   ttlS: number;
 }
 
@@ -42,14 +44,16 @@ export class TokenSigner {
     return this.options.key.kind === 'eddsa' ? 'EdDSA' : this.options.key.algorithm;
   }
 
-  signApp({ user, device, roles, rooms, ttlS }: AppTokenInput): string {
+  signApp({ user, device, roles, rooms, tunnels, ttlS }: AppTokenInput): string {
     checkName('user', user);
     if (device !== undefined) checkName('device', device);
     if (rooms !== undefined && !rooms.every(isRoomPattern)) throw new RangeError('rooms: each must be a room name, optionally ending in *');
+    if (tunnels !== undefined && !tunnels.every(isTunnelPattern)) throw new RangeError('tunnels: each must be a path_id, optionally ending in *');
     const claims: Record<string, unknown> = { sub: user };
     if (device !== undefined) claims.device_id = device;
     if (roles !== undefined && roles.length > 0) claims.roles = [...new Set(roles)];
     if (rooms !== undefined) claims.rooms = [...rooms];
+    if (tunnels !== undefined) claims.tunnels = [...tunnels];
     return this.sign(claims, ttlS);
   }
 

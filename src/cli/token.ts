@@ -1,7 +1,7 @@
 // `switchboard token`: mint app, admin and tunnel tokens with the configured
 // signing key, for tests, the demo and sidecars (TELEPHONE_TOKEN).
 import { parseArgs } from 'node:util';
-import { isRoomPattern } from '../auth/jwt-verifier';
+import { isRoomPattern, isTunnelPattern } from '../auth/jwt-verifier';
 import { signerFromConfig } from '../auth/token-signer';
 import { ConfigError, loadConfig } from '../config/load';
 import { isValidName, NAME_RULE, PATH_ID_PATTERN, PATH_ID_RULE } from '../protocol/names';
@@ -16,6 +16,7 @@ export function tokenCommand(args: string[]): number {
       device: { type: 'string' },
       roles: { type: 'string' },
       rooms: { type: 'string' },
+      tunnels: { type: 'string' },
       ttl: { type: 'string', default: '3600' },
       admin: { type: 'boolean' },
       tunnel: { type: 'string' },
@@ -53,6 +54,8 @@ export function tokenCommand(args: string[]): number {
   }
   const rooms = values.rooms?.split(',').filter((r) => r !== '');
   if (rooms?.some((r) => !isRoomPattern(r))) return fail('--rooms holds an invalid room pattern');
-  process.stdout.write(`${signer.signApp({ user, device: values.device, roles: [...roles], rooms, ttlS })}\n`);
+  const tunnels = values.tunnels?.split(',').filter((p) => p !== '');
+  if (tunnels?.some((p) => !isTunnelPattern(p))) return fail('--tunnels holds an invalid path_id pattern');
+  process.stdout.write(`${signer.signApp({ user, device: values.device, roles: [...roles], rooms, tunnels, ttlS })}\n`);
   return 0;
 }

@@ -112,8 +112,11 @@ export class SidecarRequest implements RequestStream {
         return;
       case 'proxy_res_start': {
         if (this.phase === 'responding') return this.broken();
+        // A length declared over the limit is refused before anything reaches the public client: it gets a 502, not a cut body.
+        const length = declaredLength(event.headers);
+        if (length !== undefined && length > this.channel.maxResponseBytes) return this.fail('response_too_large');
         this.phase = 'responding';
-        return this.sink.start(event.status, relayedResponseHeaders(event.headers), declaredLength(event.headers));
+        return this.sink.start(event.status, relayedResponseHeaders(event.headers), length);
       }
       case 'proxy_res_chunk':
         if (this.phase !== 'responding' || this.pending !== undefined || event.seq !== this.responseSeq++) return this.broken();

@@ -2,7 +2,7 @@
 //   /echo            → 200 JSON {method, path, query, headers, body}
 //   /status/<code>   → that status, body "status <code>"
 //   /bytes?n=<n>     → n bytes of a fixed pattern (application/octet-stream)
-//   /stream?n=<n>    → the same bytes written as the socket takes them (for 100 MiB bodies)
+//   /stream?n=<n>    → the same bytes written as the socket takes them (for 100 MiB bodies); &chunked: no Content-Length
 //   /upload          → 200 JSON {bytes, sha256} of the request body, hashed as it comes
 //   /hang            → never answers; `hangs` counts those the client aborted
 //   /slow?ms=<ms>    → 200 "slow" after that long
@@ -40,10 +40,10 @@ export function pattern(n: number, offset = 0): Buffer {
   return out;
 }
 
-/** The pattern of `n` bytes in 256 KiB pieces, each written when the socket took the last. */
-export function streamPattern(n: number, res: ServerResponse): void {
+/** The pattern of `n` bytes in 256 KiB pieces, each written when the socket took the last; `chunked`: without a Content-Length. */
+export function streamPattern(n: number, res: ServerResponse, chunked = false): void {
   const piece = 256 * 1024;
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(n) });
+  res.writeHead(200, chunked ? { 'content-type': 'application/octet-stream' } : { 'content-type': 'application/octet-stream', 'content-length': String(n) });
   let sent = 0;
   const more = (): void => {
     while (sent < n) {
@@ -68,7 +68,7 @@ export async function startBackend(t: TestContext): Promise<Backend> {
       return;
     }
     if (url.pathname === '/slow') return void setTimeout(() => res.end('slow'), Number(url.searchParams.get('ms') ?? 0));
-    if (url.pathname === '/stream') return void streamPattern(Number(url.searchParams.get('n') ?? 0), res);
+    if (url.pathname === '/stream') return void streamPattern(Number(url.searchParams.get('n') ?? 0), res, url.searchParams.has('chunked'));
     if (url.pathname === '/upload') {
       const hash = createHash('sha256');
       let bytes = 0;

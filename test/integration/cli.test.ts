@@ -21,8 +21,8 @@ const verify = (token: string) => jwt.verify(token, TEST_SECRET, { algorithms: [
 const nonEmptyLines = (text: string) => text.split('\n').filter((l) => l.trim() !== '');
 
 describe('switchboard token', () => {
-  test('an app token carries sub, device_id, roles, rooms and exp = iat + ttl, signed with JWT_SECRET', async (t) => {
-    const res = await runCli(t, key, ['token', '--user', 'u1', '--device', 'd1', '--roles', 'admin', '--rooms', 'a*,b', '--ttl', '60']);
+  test('an app token carries sub, device_id, roles, rooms, tunnels and exp = iat + ttl, signed with JWT_SECRET', async (t) => {
+    const res = await runCli(t, key, ['token', '--user', 'u1', '--device', 'd1', '--roles', 'admin', '--rooms', 'a*,b', '--tunnels', 'my-app,team-*', '--ttl', '60']);
     assert.equal(res.code, 0, res.stderr);
     const lines = nonEmptyLines(res.stdout);
     assert.equal(lines.length, 1, `expected just the token, got:\n${res.stdout}`);
@@ -31,6 +31,7 @@ describe('switchboard token', () => {
     assert.equal(payload.device_id, 'd1');
     assert.deepEqual(payload.roles, ['admin']);
     assert.deepEqual(payload.rooms, ['a*', 'b']);
+    assert.deepEqual(payload.tunnels, ['my-app', 'team-*']);
     assert.equal(typeof payload.iat, 'number');
     assert.equal(payload.exp! - payload.iat!, 60);
     assert.ok(Math.abs(payload.iat! - Date.now() / 1000) < 60, `iat ${payload.iat} is not now`);
@@ -63,6 +64,7 @@ describe('switchboard token', () => {
     ['a zero --ttl', ['--user', 'u1', '--ttl', '0']],
     ['a user id with a space', ['--user', 'bad user']],
     ['an invalid room pattern', ['--user', 'u1', '--rooms', 'a b']],
+    ['an invalid tunnel pattern', ['--user', 'u1', '--tunnels', 'a/b']],
     ['no --user', []],
     ['an unknown flag', ['--user', 'u1', '--bogus']],
   ];

@@ -45,6 +45,7 @@ function binaryRequest(port: number, method: string, path: string, body?: Buffer
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
     });
     req.on('error', reject);
     req.end(body);
@@ -113,4 +114,16 @@ for (const [name, start] of topologies)
       await eventually(() => assert.equal(closed, 4321));
       assert.ok(backend.wsCloses.length >= 1);
     });
+  });
+
+  test('a response over MAX_RESPONSE_BYTES: 502 response_too_large when its length is declared, a cut connection when it is not', async (t) => {
+    const limited = await startTestNode(t, { MAX_RESPONSE_BYTES: '1000000' });
+    const backend = await startBackend(t);
+    await startOwnSidecar(t, limited.port, tunnelToken(limited), backend.origin);
+    const declared = await http(limited.port, 'GET', `/call/${PATH}/stream?n=2000000`);
+    assert.deepEqual([declared.status, (declared.json() as { error: string }).error], [502, 'response_too_large']);
+    const fits = await binaryRequest(limited.port, 'GET', `/call/${PATH}/stream?n=900000`);
+    assert.equal(sha256(fits.body), sha256(pattern(900_000)));
+    // Undeclared: the head is out before the limit is passed, so the connection is cut (the client sees an aborted body, never a complete one).
+    await assert.rejects(binaryRequest(limited.port, 'GET', `/call/${PATH}/stream?n=2000000&chunked`));
   });
