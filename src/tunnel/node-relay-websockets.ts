@@ -13,8 +13,7 @@
 import type { PublishWaiter } from '../bus/bus';
 import type { RelayEnvelope } from '../protocol/relay-envelope';
 import { WS_SIDECAR_TIMEOUT_MS, type RelayFailure, type TunnelTarget, type WsCheckResult, type WsFailure, type WsHead, type WsOpcode, type WsSink, type WsStream } from './exchange';
-import type { NodeRelay, SentEntry, ServedEntry } from './node-relay';
-import { FAILURES } from './node-relay';
+import { FAILURES, type RelayLink, type SentEntry, type ServedEntry } from './relay-link';
 import type { TunnelRoute } from './registry';
 
 /** The client's node waits this much longer than the sidecar's own check timeout: the sidecar's node answers first when it lives. */
@@ -26,7 +25,7 @@ export class RemoteCheck implements SentEntry {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly relay: NodeRelay,
+    private readonly relay: RelayLink,
     readonly route: TunnelRoute,
     readonly pathId: string,
     private readonly head: WsHead,
@@ -58,7 +57,7 @@ export class RemoteCheck implements SentEntry {
 }
 
 /** At the sidecar's node: runs another node's pre-flight on this node's sidecar and sends the answer back. */
-export function serveCheck(relay: NodeRelay, from: string, sidecar: TunnelTarget | undefined, head: WsHead): void {
+export function serveCheck(relay: RelayLink, from: string, sidecar: TunnelTarget | undefined, head: WsHead): void {
   const answer = (envelope: RelayEnvelope) => relay.send(from, envelope, { published: () => undefined });
   if (sidecar === undefined) return answer({ kind: 'ws_fail', id: head.id, failure: 'gone' });
   void sidecar.checkWebSocket(head).then((result) =>
@@ -80,7 +79,7 @@ export class RemoteWebSocket implements WsStream, SentEntry {
   };
 
   constructor(
-    private readonly relay: NodeRelay,
+    private readonly relay: RelayLink,
     readonly route: TunnelRoute,
     readonly pathId: string,
     private readonly head: WsHead,
@@ -148,7 +147,7 @@ export class ServedWebSocket implements WsSink, ServedEntry {
   };
 
   constructor(
-    private readonly relay: NodeRelay,
+    private readonly relay: RelayLink,
     private readonly clientNode: string,
     private readonly id: string,
   ) {}

@@ -24,22 +24,8 @@ import { decodeRelayEnvelope, encodeRelayEnvelope, type RelayEnvelope } from '..
 import type { TunnelDirectory } from './directory';
 import type { RelayFailure, RelayHead, RequestStream, ResponseSink, TunnelTarget, WsHead } from './exchange';
 import { RemoteCheck, RemoteWebSocket, serveCheck, ServedWebSocket } from './node-relay-websockets';
+import { FAILURES, type RelayLink, type SentEntry, type ServedEntry } from './relay-link';
 import type { TunnelRegistry, TunnelRoute } from './registry';
-
-/** A relayed request or WebSocket as the client's node holds it: what the sidecar's node sends back goes here. */
-export interface SentEntry {
-  fromSidecarNode(envelope: RelayEnvelope): void;
-  /** The sidecar it waits on, for the sweep. */
-  readonly route: TunnelRoute;
-  readonly pathId: string;
-  /** The sidecar's node is gone (the registry no longer lists the sidecar): fail at once. */
-  nodeGone(): void;
-}
-
-/** A relayed request or WebSocket as the sidecar's node holds it: what the client's node sends goes here. */
-export interface ServedEntry {
-  fromClientNode(envelope: RelayEnvelope): void;
-}
 
 /** Envelope kinds that go to the sidecar's node (the rest go back to the client's node). */
 const TO_SIDECAR_NODE: ReadonlySet<string> = new Set(['body', 'body_end', 'credit', 'cancel', 'ws_send', 'ws_close']);
@@ -54,9 +40,8 @@ export interface NodeRelayDeps {
   metrics: Metrics;
 }
 
-export const FAILURES: ReadonlySet<string> = new Set<RelayFailure>(['gone', 'tunnel_disconnected', 'tunnel_timeout', 'response_too_large', 'tunnel_error']);
 
-export class NodeRelay {
+export class NodeRelay implements RelayLink {
   private readonly channel: string;
   /** Requests, checks and WebSockets this node sent to other nodes' sidecars (it holds the public client), by id. */
   private readonly sent = new Map<string, SentEntry>();

@@ -26,9 +26,8 @@ import type { ClientIpResolver } from '../http/client-ip';
 import type { Metrics } from '../metrics/metrics';
 import type { ConnectionLimits } from '../ratelimit/connection-limits';
 import type { RateDecision, UserRateLimiter } from '../ratelimit/rate-limiter';
-import { errorReply, queryParam, type RequestInfo } from '../transport/http-types';
+import { errorReply, queryParam, type HttpReply, type RequestInfo } from '../transport/http-types';
 import { chainMaybe, mapMaybe, type MaybePromise } from '../util/maybe-promise';
-import type { PublicAccessDecision } from './public-http';
 
 /** The query parameter the gate reads its token from (as /ws does). */
 const TOKEN_PARAM = 'token';
@@ -45,6 +44,14 @@ export interface PublicAccessDeps {
 }
 
 type TokenSource = 'query' | 'cookie' | 'authorization';
+
+/**
+ * The access decision for a public request: a refusal, or who it is (undefined:
+ * anonymous), the query to relay and the relayed headers it consumed (withoutConsumed applies them).
+ */
+export type PublicAccessDecision =
+  | { ok: false; reply: HttpReply }
+  | { ok: true; user: string | undefined; query: string; headers?: Readonly<Record<string, string | null>> };
 
 export function publicAccess(deps: PublicAccessDeps): (request: RequestInfo, pathId: string) => MaybePromise<PublicAccessDecision> {
   const { config, verifier, limiter, limits, metrics } = deps;

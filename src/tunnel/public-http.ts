@@ -22,16 +22,8 @@ import { errorReply, type HttpExchange, type HttpReply, type RequestInfo, type S
 import { MaybePromise, whenReady } from '../util/maybe-promise';
 import type { TunnelDirectory } from './directory';
 import { chunksOf, WINDOW_BYTES, type RelayFailure, type RelayHead, type RequestStream, type ResponseSink, type TunnelTarget } from './exchange';
-import { withoutConsumed } from './public-access';
+import { withoutConsumed, type PublicAccessDecision } from './public-access';
 import { relayedRequestHeaders, tunnelTarget } from './public-request';
-
-/**
- * The access decision for a public request (public-access.ts): a refusal, or who it is (undefined:
- * anonymous), the query to relay and the relayed headers it consumed (withoutConsumed applies them).
- */
-export type PublicAccessDecision =
-  | { ok: false; reply: HttpReply }
-  | { ok: true; user: string | undefined; query: string; headers?: Readonly<Record<string, string | null>> };
 
 export interface PublicHttpDeps {
   config: Config;

@@ -20,7 +20,8 @@ import { whenReady } from '../util/maybe-promise';
 import type { TunnelDirectory } from './directory';
 import { WS_SIDECAR_TIMEOUT_MS, type TunnelTarget, type WsFailure, type WsHead, type WsOpcode, type WsSink, type WsStream } from './exchange';
 import { withoutConsumed } from './public-access';
-import type { PublicAccessDecision, PublicHttpDeps } from './public-http';
+import type { PublicAccessDecision } from './public-access';
+import type { PublicHttpDeps } from './public-http';
 import { relayedRequestHeaders, tunnelTarget } from './public-request';
 
 /** The headers a relayed WebSocket's pre-flight and connect carry (TUNNEL-PROTOCOL.md §7). */

@@ -9,7 +9,7 @@ import { Metrics } from '../../src/metrics/metrics';
 import { ALLOWED, type RateDecision } from '../../src/ratelimit/rate-limiter';
 import type { RequestInfo } from '../../src/transport/http-types';
 import { cookieValue, publicAccess, withoutConsumed, withoutCookie, withoutParam, type PublicAccessDeps } from '../../src/tunnel/public-access';
-import type { PublicAccessDecision } from '../../src/tunnel/public-http';
+import type { PublicAccessDecision } from '../../src/tunnel/public-access';
 
 test('withoutParam removes every token parameter however URLSearchParams would spell it, and keeps the rest byte for byte', () => {
   const cases: [string, string][] = [
