@@ -140,7 +140,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     server.route({ method: 'get', pattern: '/', handle: () => ({ status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: page }) });
   }
   // Everything else: a public request or WebSocket to a tunnel (/call/<path_id>/…, or a tunnel host), or 404.
+  const activity = { requests: 0 };
   const publicDeps = {
+    activity,
     config,
     logger,
     metrics,
@@ -167,6 +169,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     router.watches.beginDrain();
     logger.info({ connections: sessions.size, spreadMs }, 'draining');
     await drainSessions([...sessions, ...sidecars], { spreadMs, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, close: spreadMs > 0 ? CLOSE.draining : CLOSE.going_away });
+    // Public requests this node is relaying finish too (within SHUTDOWN_TIMEOUT_MS); they need the bus.
+    while (activity.requests > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     // Within what is left of SHUTDOWN_TIMEOUT_MS: a detach still waiting for Redis then leaves its
     // entries to the lease, which expires (presence.close keeps it when entries remain).
     await router.settled(Math.max(0, deadline - performance.now()));

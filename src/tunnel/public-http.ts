@@ -32,6 +32,8 @@ export interface PublicHttpDeps {
   directory: TunnelDirectory;
   /** The peer's address and whether it is a trusted proxy (http/client-ip.ts). */
   forwarding: (request: RequestInfo) => { peerIp: string; viaTrustedProxy: boolean };
+  /** This node's public requests in flight (a drain lets them finish, SPEC §6.3). */
+  activity: { requests: number };
   /** TUNNEL_PUBLIC_AUTH and the public rate limits; read synchronously what it needs of the request. */
   access: (request: RequestInfo, pathId: string) => MaybePromise<PublicAccessDecision>;
 }
@@ -80,6 +82,7 @@ class PublicRequest implements ResponseSink {
 
   begin(): void {
     const { config } = this.deps;
+    this.deps.activity.requests++;
     const request = this.exchange.request;
     const address = tunnelTarget(request.path, request.headers.host, config.TUNNEL_DOMAIN);
     if (!address.ok) return this.refuse(address.status === 404 ? errorReply('not_found', 'no such endpoint') : errorReply('bad_request', address.message));
@@ -286,6 +289,7 @@ class PublicRequest implements ResponseSink {
   private finish(): void {
     if (this.phase === 'done') return;
     this.phase = 'done';
+    this.deps.activity.requests--;
     clearTimeout(this.timer);
     this.queued = [];
     this.unconfirmed = undefined;

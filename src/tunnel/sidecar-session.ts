@@ -208,11 +208,16 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
     if (this.extensions.length > 0) this.push('draining', { reconnect_after_ms: 0 });
   }
 
-  /** A drain's close (1012) waits for the requests in flight; any other close is at once. */
+  /**
+   * A drain's close (1012): a sidecar told to drain (it speaks the extensions) closes this socket
+   * itself once its replacement has joined elsewhere and what it carries is done — closing it
+   * first would leave a moment with no sidecar. A Telephone sidecar is closed once nothing is in
+   * flight on it. Any other close is at once; main closes what is left when the drain's time is up.
+   */
   close(close: Close): void {
     if (this.phase === 'closed') return;
-    if (close.code === CLOSE.draining.code && this.requests.size > 0) {
-      this.closeWhenIdle = close;
+    if (close.code === CLOSE.draining.code && (this.phase === 'draining' && this.extensions.length > 0 || this.requests.size > 0)) {
+      this.closeWhenIdle = this.phase === 'draining' && this.extensions.length > 0 ? undefined : close;
       return;
     }
     this.conn.close(close);

@@ -20,6 +20,8 @@ export interface Backend {
   /** Requests to /hang received, and those whose client went away (a cancel reached the back end). */
   hanging: number;
   aborted: number;
+  /** Requests to /slow received. */
+  slow: number;
   /** Close codes and reasons the back end's WebSockets were closed with by the relay. */
   wsCloses: { code: number; reason: string }[];
   /** Pings the back end's WebSockets received. */
@@ -58,7 +60,7 @@ export function streamPattern(n: number, res: ServerResponse, chunked = false): 
 }
 
 export async function startBackend(t: TestContext): Promise<Backend> {
-  const backend: Backend = { port: 0, origin: '', hanging: 0, aborted: 0, wsCloses: [], wsPings: [], server: createServer() };
+  const backend: Backend = { port: 0, origin: '', hanging: 0, aborted: 0, slow: 0, wsCloses: [], wsPings: [], server: createServer() };
   const server = backend.server;
   server.on('request', (req: IncomingMessage, res) => {
     const url = new URL(req.url ?? '/', 'http://backend');
@@ -67,7 +69,10 @@ export async function startBackend(t: TestContext): Promise<Backend> {
       req.socket.on('close', () => backend.aborted++);
       return;
     }
-    if (url.pathname === '/slow') return void setTimeout(() => res.end('slow'), Number(url.searchParams.get('ms') ?? 0));
+    if (url.pathname === '/slow') {
+      backend.slow++;
+      return void setTimeout(() => res.end('slow'), Number(url.searchParams.get('ms') ?? 0));
+    }
     if (url.pathname === '/stream') return void streamPattern(Number(url.searchParams.get('n') ?? 0), res, url.searchParams.has('chunked'));
     if (url.pathname === '/upload') {
       const hash = createHash('sha256');

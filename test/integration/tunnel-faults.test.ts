@@ -72,3 +72,18 @@ test('a node killed with -9: its in-flight requests get 502 and its sidecars sto
   await eventually(async () => assert.equal((await http(b.port, 'GET', `/call/${PATH}/echo`)).status, 503), 3000 + 2000);
   t.diagnostic(`in flight failed ${Math.round(failedAfter)} ms after kill -9; no_tunnel after ${Math.round(performance.now() - killedAt)} ms (PRESENCE_TTL_MS 3000)`);
 });
+
+test('a draining node finishes the public requests it is relaying to another node before it leaves the bus', async (t) => {
+  const redis = await startRedis(t);
+  const env = { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix, DRAIN_SPREAD_MS: '0', SHUTDOWN_TIMEOUT_MS: '10000' };
+  const sidecarNode = await startTestNode(t, env);
+  const leaving = await startTestNode(t, env);
+  const backend = await startBackend(t);
+  await startOwnSidecar(t, sidecarNode.port, token(), backend.origin);
+  const slow = http(leaving.port, 'GET', `/call/${PATH}/slow?ms=600`);
+  await eventually(() => assert.equal(backend.slow, 1));
+  const stopped = leaving.shutdown();
+  const res = await slow;
+  await stopped;
+  assert.deepEqual([res.status, res.body], [200, 'slow']);
+});
