@@ -30,7 +30,7 @@ import { MemoryRateLimiter, type UserRateLimiter } from './ratelimit/rate-limite
 import { Router } from './routing/router';
 import { appEndpoint } from './session/app-endpoint';
 import type { ClientSession } from './session/client-session';
-import { drainSessions } from './session/drain';
+import { drainSessions, type Drainable } from './session/drain';
 import { errorReply, type HttpRoute } from './transport/http-types';
 import { assertNativeUws, UwsServer } from './transport/uws-server';
 import { TunnelDirectory } from './tunnel/directory';
@@ -109,7 +109,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     isVirtualHost: (host) => isTunnelHost(host, config.TUNNEL_DOMAIN),
   });
   server.websocket(
-    sidecarEndpoint({ config, logger, metrics, verifier, signer: signerFromConfig(config), sidecars, directory, isDraining: () => health.isDraining }),
+    sidecarEndpoint({ config, logger, metrics, verifier, signer: signerFromConfig(config), sidecars, directory, handover: bus.kind === 'redis', isDraining: () => health.isDraining }),
   );
   server.websocket(
     appEndpoint({
@@ -150,7 +150,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     forwarding: forwardingPeer(config.TRUSTED_PROXIES),
     access: publicAccess({ config, verifier, limiter, limits: connectionLimits, clientIp: clientIpResolver(config.TRUSTED_PROXIES), metrics }),
   };
-  server.websocket(publicWebSocketEndpoint({ ...publicDeps, isDraining: () => health.isDraining }));
+  const publicSockets = new Set<Drainable>();
+  server.websocket(publicWebSocketEndpoint({ ...publicDeps, sockets: publicSockets, isDraining: () => health.isDraining }));
   server.stream(publicHttpRoute(publicDeps));
 
   const port = await server.listen(config.HOST, config.PORT);
@@ -168,7 +169,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     health.setDraining();
     router.watches.beginDrain();
     logger.info({ connections: sessions.size, spreadMs }, 'draining');
-    await drainSessions([...sessions, ...sidecars], { spreadMs, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, close: spreadMs > 0 ? CLOSE.draining : CLOSE.going_away });
+    await drainSessions([...sessions, ...publicSockets, ...sidecars], { spreadMs, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, close: spreadMs > 0 ? CLOSE.draining : CLOSE.going_away });
     // Public requests this node is relaying finish too (within SHUTDOWN_TIMEOUT_MS); they need the bus.
     while (activity.requests > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     // Within what is left of SHUTDOWN_TIMEOUT_MS: a detach still waiting for Redis then leaves its

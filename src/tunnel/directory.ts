@@ -61,6 +61,15 @@ export class TunnelDirectory {
     void this.deps.registry.remove(sidecar.pathId, sidecar.id);
   }
 
+  /** Whether the registry lists another sidecar for `sidecar`'s path (its replacement joined); false when it cannot be read. */
+  async servedElsewhere(sidecar: LocalSidecar): Promise<boolean> {
+    try {
+      return (await this.deps.registry.routes(sidecar.pathId)).some((route) => route.sidecar !== sidecar.id);
+    } catch {
+      return false;
+    }
+  }
+
   /** This node's sidecar with that id, for a request another node relays here. */
   sidecar(id: string): LocalSidecar | undefined {
     return this.byId.get(id);

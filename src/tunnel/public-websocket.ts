@@ -12,7 +12,8 @@
 // subprotocol the back end chose goes into the 101. The connection itself
 // goes to the sidecar that answered the pre-flight.
 import { randomUUID } from 'node:crypto';
-import { CLOSE } from '../errors/codes';
+import { CLOSE, type Close } from '../errors/codes';
+import type { Drainable } from '../session/drain';
 import { audit } from '../log/audit';
 import type { ByteConnection } from '../transport/connection';
 import { errorReply, type UpgradeDecision, type WsEndpoint, type WsHandler } from '../transport/http-types';
@@ -32,7 +33,12 @@ const EARLY_BYTES = 1024 * 1024;
 /** The largest frame a relayed public WebSocket takes (it crosses the sidecar's socket as base64). */
 const MAX_FRAME_BYTES = 1024 * 1024;
 
-export type PublicWebSocketDeps = Omit<PublicHttpDeps, 'directory'> & { directory: TunnelDirectory; isDraining: () => boolean };
+export type PublicWebSocketDeps = Omit<PublicHttpDeps, 'directory'> & {
+  directory: TunnelDirectory;
+  isDraining: () => boolean;
+  /** This node's relayed public WebSockets: a drain closes them (1012) like app sockets, and the clients reconnect elsewhere. */
+  sockets: Set<Drainable>;
+};
 
 interface Accepted {
   pathId: string;
@@ -114,7 +120,7 @@ function forwardedHeaders(all: Readonly<Record<string, string>>): Record<string,
   return out;
 }
 
-class PublicWebSocket implements WsHandler, WsSink {
+class PublicWebSocket implements WsHandler, WsSink, Drainable {
   private phase: 'connecting' | 'open' | 'closed' = 'connecting';
   private readonly stream: WsStream;
   private early: { opcode: WsOpcode; data: Buffer }[] = [];
@@ -130,8 +136,22 @@ class PublicWebSocket implements WsHandler, WsSink {
     private readonly accepted: Accepted,
   ) {
     deps.metrics.relayWebSockets.inc();
+    deps.sockets.add(this);
     this.timer = setTimeout(() => this.failed('ws_error'), WS_SIDECAR_TIMEOUT_MS);
     this.stream = accepted.target.connectWebSocket({ id: randomUUID(), ...accepted.head }, this);
+  }
+
+  /** Drain: the public client is closed (1012) and the back end told the client went away. */
+  close(close: Close): void {
+    if (!this.conn.closed) this.closeClient(close.code, close.reason);
+  }
+
+  get isClosed(): boolean {
+    return this.conn.closed;
+  }
+
+  notifyDraining(): void {
+    // A relayed WebSocket speaks the back end's protocol: there is nothing to tell it but the close.
   }
 
   // ── the public client ──────────────────────────────────────────────────
@@ -156,6 +176,7 @@ class PublicWebSocket implements WsHandler, WsSink {
       this.stream.close(sendableCode(code), reason);
     }
     this.deps.metrics.relayWebSockets.dec();
+    this.deps.sockets.delete(this);
     this.deps.directory.ended(this.accepted.target);
     audit(this.deps.logger, 'tunnel_websocket', {
       path_id: this.accepted.pathId,
@@ -175,7 +196,7 @@ class PublicWebSocket implements WsHandler, WsSink {
     if (this.phase === 'open') return this.stream.frame(opcode, copy);
     this.early.push({ opcode, data: copy });
     this.earlyBytes += copy.length;
-    if (this.early.length > EARLY_FRAMES || this.earlyBytes > EARLY_BYTES) this.close(CLOSE.too_large.code, CLOSE.too_large.reason);
+    if (this.early.length > EARLY_FRAMES || this.earlyBytes > EARLY_BYTES) this.closeClient(CLOSE.too_large.code, CLOSE.too_large.reason);
   }
 
   // ── WsSink: the sidecar side ───────────────────────────────────────────
@@ -200,7 +221,7 @@ class PublicWebSocket implements WsHandler, WsSink {
   closed(code: number, reason: string): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
-    this.close(sendableCode(code), reason);
+    this.closeClient(sendableCode(code), reason);
   }
 
   failed(failure: WsFailure): void {
@@ -210,10 +231,10 @@ class PublicWebSocket implements WsHandler, WsSink {
     this.stream.close(1001, 'going_away');
     // The back end was never reached: 1014; the sidecar went away with the connection open: 1001.
     const close = wasConnecting || failure === 'ws_error' ? CLOSE.bad_gateway : CLOSE.going_away;
-    this.close(close.code, close.reason);
+    this.closeClient(close.code, close.reason);
   }
 
-  private close(code: number, reason: string): void {
+  private closeClient(code: number, reason: string): void {
     clearTimeout(this.timer);
     // The reason is cut to what a close frame carries (123 bytes).
     this.conn.close({ code, reason: Buffer.from(reason).subarray(0, 123).toString('utf8').replace(/\uFFFD+$/, '') });

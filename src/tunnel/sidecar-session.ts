@@ -52,9 +52,14 @@ export interface SidecarDeps {
   sidecars: Set<SidecarSession>;
   /** Where joined sidecars are published and requests find them. */
   directory: TunnelDirectory;
+  /** Other nodes may exist (a Redis bus): a draining sidecar can hand over to one of them. */
+  handover: boolean;
 }
 
 const utf8 = new TextDecoder('utf-8');
+/** How long a drained sidecar's socket is kept for its replacement to join on another node, at most. */
+const HANDOVER_GRACE_MS = 10_000;
+const HANDOVER_POLL_MS = 100;
 /** The extensions this node grants (docs/tunnel-extensions.md); `stream` only with `binary_body`. */
 const GRANTED: readonly Extension[] = ['binary_body', 'stream'];
 
@@ -70,6 +75,8 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
   private readonly websockets = new SidecarWebSockets((event, payload) => this.push(event, payload));
   /** A drain's close, waiting for the requests in flight to finish. */
   private closeWhenIdle: Close | undefined;
+  /** False while a drained sidecar's replacement has not joined elsewhere yet: its socket stays. */
+  private handedOver = true;
   private readonly topic: string;
   private readonly log: Logger;
   readonly maxResponseBytes: number;
@@ -147,7 +154,7 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
 
   finished(request: SidecarRequest): void {
     this.requests.delete(request.id);
-    if (this.closeWhenIdle !== undefined && this.requests.size === 0) this.conn.close(this.closeWhenIdle);
+    if (this.closeWhenIdle !== undefined && this.requests.size === 0 && this.handedOver) this.conn.close(this.closeWhenIdle);
   }
 
   // ── the socket ─────────────────────────────────────────────────────────
@@ -209,18 +216,29 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
   }
 
   /**
-   * A drain's close (1012): a sidecar told to drain (it speaks the extensions) closes this socket
-   * itself once its replacement has joined elsewhere and what it carries is done — closing it
-   * first would leave a moment with no sidecar. A Telephone sidecar is closed once nothing is in
-   * flight on it. Any other close is at once; main closes what is left when the drain's time is up.
+   * A drain's close (1012) never leaves a moment without a sidecar: the socket closes once nothing
+   * is in flight on it and — for a sidecar told to drain, in a cluster — once its replacement has
+   * joined on another node (the registry lists it), or HANDOVER_GRACE_MS passed. A Telephone
+   * sidecar, which cannot be told, reconnects when this socket closes. Any other close is at once;
+   * main closes what is left when SHUTDOWN_TIMEOUT_MS is up.
    */
   close(close: Close): void {
     if (this.phase === 'closed') return;
-    if (close.code === CLOSE.draining.code && (this.phase === 'draining' && this.extensions.length > 0 || this.requests.size > 0)) {
-      this.closeWhenIdle = this.phase === 'draining' && this.extensions.length > 0 ? undefined : close;
-      return;
+    if (close.code === CLOSE.draining.code) {
+      if (this.phase === 'draining' && this.extensions.length > 0 && this.deps.handover && this.handedOver) void this.awaitHandover();
+      this.closeWhenIdle = close;
+      if (this.requests.size > 0 || !this.handedOver) return;
     }
     this.conn.close(close);
+  }
+
+  private async awaitHandover(): Promise<void> {
+    this.handedOver = false;
+    const until = performance.now() + HANDOVER_GRACE_MS;
+    while (this.phase !== 'closed' && performance.now() < until && !(await this.deps.directory.servedElsewhere(this)))
+      await new Promise((resolve) => setTimeout(resolve, HANDOVER_POLL_MS));
+    this.handedOver = true;
+    if (this.phase !== 'closed' && this.closeWhenIdle !== undefined && this.requests.size === 0) this.conn.close(this.closeWhenIdle);
   }
 
   private join(frame: TunnelFrame): void {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import jwt from 'jsonwebtoken';
+import WebSocket from 'ws';
 import { startBackend } from '../helpers/backend';
 import { eventually } from '../helpers/eventually';
 import { http } from '../helpers/http';
@@ -86,4 +87,20 @@ test('a draining node finishes the public requests it is relaying to another nod
   const res = await slow;
   await stopped;
   assert.deepEqual([res.status, res.body], [200, 'slow']);
+});
+
+test('a draining node closes the public WebSockets it relays with 1012, and the back end hears the client went away', async (t) => {
+  const node = await startTestNode(t, { DRAIN_SPREAD_MS: '200' });
+  const backend = await startBackend(t);
+  await startOwnSidecar(t, node.port, token(), backend.origin);
+  const ws = new WebSocket(`ws://127.0.0.1:${node.port}/call/${PATH}/ws`);
+  t.after(() => ws.terminate());
+  let closed: number | undefined;
+  ws.on('close', (code) => (closed = code));
+  ws.on('message', () => undefined);
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  ws.send('hi');
+  await node.shutdown();
+  await eventually(() => assert.equal(closed, 1012));
+  await eventually(() => assert.equal(backend.wsCloses.length, 1));
 });
