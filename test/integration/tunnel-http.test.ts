@@ -4,6 +4,7 @@
 // over a real Redis — the public client must not be able to tell.
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
+import WebSocket from 'ws';
 import { startBackend } from '../helpers/backend';
 import { BaselineSidecar } from '../helpers/baseline-sidecar';
 import { eventually } from '../helpers/eventually';
@@ -139,3 +140,30 @@ for (const [name, start] of topologies)
     assert.equal((await after).status, 502);
   });
   });
+
+test('TUNNEL_DOMAIN: any path on <path_id>.<domain> goes to that tunnel, even paths the node serves itself', async (t) => {
+  const node = await startTestNode(t, { TUNNEL_DOMAIN: 'tunnels.example' });
+  const backend = await startBackend(t);
+  await BaselineSidecar.connect(t, node.port, tunnelToken(node), PATH, { backend: backend.origin });
+  const host = { host: `${PATH}.tunnels.example` };
+  for (const path of ['/echo?x=1', '/health', '/v1/presence?users=a', '/call/other/echo']) {
+    const res = await http(node.port, 'GET', path, { headers: host });
+    assert.equal(res.status, 200, `${path}: ${res.body}`);
+    const echoed = res.json() as { path: string; headers: Record<string, string> };
+    assert.equal(`${echoed.path}`, path.split('?')[0] === '/echo' ? '/echo' : path.split('?')[0]);
+    assert.equal(echoed.headers['x-forwarded-host'], host.host);
+  }
+  // A WebSocket upgrade to /ws on a tunnel host is the back end's /ws, not the node's app endpoint.
+  const ws = new WebSocket(`ws://127.0.0.1:${node.port}/ws`, { headers: host });
+  t.after(() => ws.terminate());
+  const echoed = new Promise<string>((resolve, reject) => {
+    ws.once('message', (data: Buffer) => resolve(data.toString()));
+    ws.once('error', reject);
+  });
+  ws.once('open', () => ws.send('via host'));
+  assert.equal(await echoed, 'echo:via host');
+  // Other hosts keep the node's own routes.
+  assert.equal((await http(node.port, 'GET', '/health')).status, 200);
+  assert.equal((JSON.parse((await http(node.port, 'GET', '/health')).body) as { status: string }).status, 'healthy');
+  assert.equal((await http(node.port, 'GET', '/echo', { headers: { host: 'unknown.tunnels.example' } })).status, 503);
+});
