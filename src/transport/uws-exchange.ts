@@ -6,8 +6,9 @@
 //   write() says false; the relay then waits for onWritable before it asks
 //   the sidecar for more (credit), so the buffer stays about one chunk;
 // - tryEnd() with a known length: uWS keeps nothing it could not send, so the
-//   unsent rest of the chunk is kept here and retried from onWritable at the
-//   offset uWS reports.
+//   unsent rest of the chunk is kept here (with the chunks the relay writes
+//   behind it meanwhile, at most its credit window) and retried from
+//   onWritable at the offset uWS reports.
 // Writes come from timers and Redis callbacks: each is corked.
 import type uWS from 'uWebSockets.js';
 import { requestInfo, statusLine, writeReply } from './uws-http';
@@ -25,6 +26,8 @@ export class UwsExchange implements HttpExchange {
   /** Known-length mode: the total, and the part of a chunk uWS did not take (with the write offset it started at). */
   private total: number | undefined;
   private unsent: { chunk: Uint8Array; startOffset: number } | undefined;
+  /** Known-length mode: chunks written while `unsent` waits (at most the relay's credit window). */
+  private waiting: Uint8Array[] = [];
 
   constructor(
     private readonly res: uWS.HttpResponse,
@@ -84,22 +87,30 @@ export class UwsExchange implements HttpExchange {
 
   write(chunk: Uint8Array): boolean {
     if (this.finished) return false;
-    if (this.unsent !== undefined) throw new Error('write() before the previous chunk drained');
     let ok = true;
-    this.res.cork(() => {
-      if (this.total === undefined) {
-        ok = this.res.write(chunk);
-        return;
-      }
-      const startOffset = this.res.getWriteOffset();
-      const [sent, done] = this.res.tryEnd(chunk, this.total);
-      if (done) this.finished = true;
-      else if (!sent) {
-        this.unsent = { chunk, startOffset };
-        ok = false;
-      }
-    });
+    if (this.total === undefined) {
+      this.res.cork(() => (ok = this.res.write(chunk)));
+      return ok;
+    }
+    // Chunks the relay had credit for keep coming while one waits for the socket: they wait behind it.
+    if (this.unsent !== undefined) {
+      this.waiting.push(chunk);
+      return false;
+    }
+    this.res.cork(() => (ok = this.tryEndChunk(chunk)));
     return ok;
+  }
+
+  /** tryEnd of a whole chunk: false when the socket did not take all of it (the rest is kept for onWritable). */
+  private tryEndChunk(chunk: Uint8Array): boolean {
+    const startOffset = this.res.getWriteOffset();
+    const [sent, done] = this.res.tryEnd(chunk, this.total ?? 0);
+    if (done) this.finished = true;
+    else if (!sent) {
+      this.unsent = { chunk, startOffset };
+      return false;
+    }
+    return true;
   }
 
   end(): void {
@@ -134,6 +145,9 @@ export class UwsExchange implements HttpExchange {
       if (done) this.finished = true;
       if (!sent && !done) return false;
       this.unsent = undefined;
+      // Then the chunks that waited behind it, as far as the socket takes them.
+      while (!this.finished && this.unsent === undefined && this.waiting.length > 0) this.tryEndChunk(this.waiting.shift() as Uint8Array);
+      if (this.unsent !== undefined) return true;
       if (this.ending && !this.finished) this.abort();
     }
     if (!this.finished) this.drainedCallback?.();

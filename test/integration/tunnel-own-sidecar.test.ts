@@ -87,6 +87,25 @@ for (const [name, start] of topologies)
       assert.deepEqual(cookies.headers['set-cookie'], ['a=1; Path=/', 'b=2; Path=/']);
     });
 
+    test('a client that stops reading for a while gets every byte once it reads again (known length and chunked)', async (t) => {
+      const { pub } = await setup(t);
+      for (const path of [`/call/${PATH}/stream?n=${8 * 1024 * 1024}`, `/call/${PATH}/stream?n=${8 * 1024 * 1024}&chunked`]) {
+        const body = await new Promise<Buffer>((resolve, reject) => {
+          const req = httpRequest({ host: '127.0.0.1', port: pub.port, path, agent: false }, (res) => {
+            res.pause();
+            setTimeout(() => res.resume(), 300);
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('end', () => resolve(Buffer.concat(chunks)));
+            res.on('error', reject);
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        assert.equal(sha256(body), sha256(pattern(8 * 1024 * 1024)), path);
+      }
+    });
+
     test('the public client hanging up cancels the request at the back end', async (t) => {
       const { pub, backend } = await setup(t);
       const req = httpRequest({ host: '127.0.0.1', port: pub.port, method: 'GET', path: `/call/${PATH}/hang`, agent: false });
