@@ -113,11 +113,15 @@ export function decodeWsCheckResult(payload: Payload): WsCheckResult | undefined
 
 export type WsOpcode = 'text' | 'binary' | 'ping' | 'pong';
 const OPCODES: ReadonlySet<string> = new Set<WsOpcode>(['text', 'binary', 'ping', 'pong']);
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** The bytes of standard padded base64 text, or undefined when it is not that (Buffer.from would skip bad characters silently). */
+/** The bytes of standard padded base64 text, or undefined when it is not that (Buffer.from alone would skip bad characters silently). */
 export function decodeBase64(text: unknown): Buffer | undefined {
-  return typeof text === 'string' && BASE64.test(text) ? Buffer.from(text, 'base64') : undefined;
+  if (typeof text !== 'string' || text.length % 4 !== 0) return undefined;
+  // Buffer.from skips characters that are not base64; a text it decodes and encodes back unchanged
+  // was canonical padded base64. Measured ~10x cheaper than a regular expression on 64 KiB chunks
+  // (bench W6: the regex was a third of a node's CPU in a download).
+  const bytes = Buffer.from(text, 'base64');
+  return bytes.toString('base64') === text ? bytes : undefined;
 }
 
 /**
