@@ -9,6 +9,7 @@
 //   npm run bench -- --only W1,W3 # some workload groups
 //   npm run bench -- --profile    # also profile Switchboard on W1 (node --cpu-prof) and summarise it
 //   npm run bench -- --only profile
+//   npm run bench -- --profile-w6 # profile the node and the sidecar on W6's one-node tunnel path
 //
 // bench/run.sh builds the project and bench/out/loadgen (C, epoll) first.
 // Writes bench/out/results.json and bench/out/results.md.
@@ -26,6 +27,7 @@ import { writeResults } from './orchestrator/report';
 import { runGroup } from './orchestrator/rounds';
 import type { WorkloadResult } from './orchestrator/statistics';
 import { stopRedis } from './orchestrator/systems';
+import { profileTunnel } from './orchestrator/tunnel-profile';
 import { writeTokens } from './orchestrator/tokens';
 import { groups } from './orchestrator/workloads';
 
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
 
   const results: WorkloadResult[] = [];
   try {
-    for (const group of selected) results.push(...(await runGroup(group, o, tokens, log)));
+    for (const group of selected) results.push(...(await ('run' in group ? group.run(o, log) : runGroup(group, o, tokens, log))));
   } finally {
     await stopRedis();
   }
@@ -55,18 +57,25 @@ async function main(): Promise<void> {
     profile = await profileSwitchboard(o, tokens);
   }
 
+  let tunnelProfile: string | undefined;
+  if (o.profileW6) {
+    log('profiling the node and the sidecar on W6, one node (node --cpu-prof)');
+    tunnelProfile = await profileTunnel(o, log);
+  }
+
   const took = (performance.now() - t0) / 1000;
   const meta = {
     mode: o.quick ? 'quick' : 'full',
     runs: o.runs,
     warmup_s: o.warmupS,
     duration_s: o.durationS,
+    w6: `${o.w6Connections} connections, warm-up ${o.w6WarmupS} s, measured ${o.w6DurationS} s per path`,
     started: started.toISOString(),
     took_s: Math.round(took),
     load_start: loadStart,
     load_end: os.loadavg()[0]?.toFixed(2) ?? '?',
   };
-  const md = writeResults(results, meta, profile);
+  const md = writeResults(results, meta, profile, tunnelProfile);
   process.stdout.write(md);
   log(`done in ${Math.round(took)} s: bench/out/results.md, bench/out/results.json`);
 }

@@ -12,8 +12,14 @@ export interface Options {
   connectConcurrency: number;
   groups: Set<string> | undefined;
   profile: boolean;
+  /** W6's one-node tunnel path with the node and the sidecar under --cpu-prof (tunnel-profile.ts). */
+  profileW6: boolean;
   /** Window of the profiled W1 run (100 pairs, 64 B). */
   profileWindow: number;
+  /** W6: wrk's keep-alive connections, and its warm-up and measured seconds per path (whole seconds: wrk takes no fractions). */
+  w6Connections: number;
+  w6WarmupS: number;
+  w6DurationS: number;
 }
 
 export function parseOptions(argv: string[]): Options {
@@ -39,6 +45,10 @@ export function parseOptions(argv: string[]): Options {
     connectConcurrency: 64,
     groups: only === undefined ? undefined : new Set(only),
     profile,
+    profileW6: argv.includes('--profile-w6') || (only?.includes('PROFILE-W6') ?? false),
     profileWindow: Number(value('profile-window') ?? 10),
+    w6Connections: Number(value('w6-connections') ?? 50),
+    w6WarmupS: 1,
+    w6DurationS: Math.max(1, Math.round(Number(value('w6-duration') ?? (quick ? 2 : 5)))),
   };
 }

@@ -1,23 +1,27 @@
 // Child processes and what the orchestrator reads about them: the Child
-// wrapper (every child is tracked and killed by PID on exit), free ports, and
-// CPU and RSS sampling from /proc.
+// wrapper (every child is tracked and killed by PID on exit; one that forks
+// workers, like nginx, in a process group of its own, killed as a group), free
+// ports, and CPU and RSS sampling from /proc.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { HOST, ROOT } from './paths';
 
-const live = new Set<ChildProcess>();
+/** Live children, and whether each leads a process group of its own (then its group is signalled). */
+const live = new Map<ChildProcess, boolean>();
+
+function signal(child: ChildProcess, group: boolean, name: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(group ? -child.pid : child.pid, name);
+  } catch {
+    // already gone
+  }
+}
 
 export function killAll(): void {
-  for (const child of live) {
-    if (child.pid === undefined) continue;
-    try {
-      process.kill(child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  for (const [child, group] of live) signal(child, group, 'SIGKILL');
   live.clear();
 }
 process.on('exit', killAll);
@@ -39,9 +43,11 @@ export class Child {
     args: string[],
     env: NodeJS.ProcessEnv,
     stdin: 'ignore' | 'pipe' = 'ignore',
+    /** A process group of its own, signalled as a whole: for a child that forks workers (nginx's master). */
+    private readonly group = false,
   ) {
-    this.proc = spawn(command, args, { cwd: ROOT, env, stdio: [stdin, 'pipe', 'pipe'] });
-    live.add(this.proc);
+    this.proc = spawn(command, args, { cwd: ROOT, env, stdio: [stdin, 'pipe', 'pipe'], detached: group });
+    live.set(this.proc, group);
     this.exited = new Promise((resolve) => {
       this.proc.once('exit', (code) => {
         live.delete(this.proc);
@@ -98,13 +104,15 @@ export class Child {
     });
   }
 
-  /** SIGTERM, then SIGKILL after `graceMs`. */
+  /** SIGTERM, then SIGKILL after `graceMs` (to the group, for a group leader: its workers too). */
   async stop(graceMs = 5000): Promise<void> {
     if (!live.has(this.proc)) return;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), graceMs);
+    signal(this.proc, this.group, 'SIGTERM');
+    const timer = setTimeout(() => signal(this.proc, this.group, 'SIGKILL'), graceMs);
     await this.exited;
     clearTimeout(timer);
+    // A worker can outlive its master by a moment; nothing of the group may survive the bench.
+    if (this.group) signal(this.proc, true, 'SIGKILL');
   }
 }
 
@@ -141,6 +149,18 @@ export function cpuSeconds(pid: number): number {
     return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
   } catch {
     return NaN;
+  }
+}
+
+/** The PIDs of a process's direct children (nginx's workers), from /proc. */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .split(' ')
+      .filter((s) => s !== '')
+      .map(Number);
+  } catch {
+    return [];
   }
 }
 

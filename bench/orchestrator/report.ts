@@ -18,13 +18,16 @@ export function fmt(value: number, unit: MetricSpec['unit']): string {
       return value >= 10_000 ? `${(value / 1000).toFixed(1)} ms` : value >= 1000 ? `${(value / 1000).toFixed(2)} ms` : `${Math.round(value)} µs`;
     case 'B':
       return `${Math.round(value).toLocaleString('en-US')} B`;
+    case 'MiB':
+      return `${value.toFixed(1)} MiB`;
     default:
       return value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1);
   }
 }
 
-function fmtStat(s: Stat | undefined, unit: MetricSpec['unit']): string {
-  if (s === undefined) return 'failed';
+/** `ran`: some run succeeded, so a missing figure does not apply (a back end has no node RSS) rather than failed. */
+function fmtStat(s: Stat | undefined, unit: MetricSpec['unit'], ran: boolean): string {
+  if (s === undefined) return ran ? '—' : 'failed';
   if (s.n === 1) return fmt(s.median, unit);
   return `${fmt(s.median, unit)} (${fmt(s.min, unit)}–${fmt(s.max, unit)})`;
 }
@@ -37,12 +40,20 @@ function targetText(t: Target | undefined, unit: MetricSpec['unit']): string {
 export function describe(m: Measurement): string {
   const parts: string[] = [];
   if (typeof m.msgs_per_s === 'number') parts.push(`${fmt(m.msgs_per_s, 'msg/s')} msg/s`);
+  if (typeof m.req_per_s === 'number') parts.push(`${fmt(m.req_per_s, 'req/s')} req/s`);
+  if (typeof m.mb_per_s === 'number') parts.push(`${fmt(m.mb_per_s, 'MB/s')} MB/s`);
   if (typeof m.p50_us === 'number') parts.push(`p50 ${fmt(m.p50_us, 'µs')}`);
   if (typeof m.p99_us === 'number') parts.push(`p99 ${fmt(m.p99_us, 'µs')}`);
   if (typeof m.rss_per_conn === 'number') parts.push(`${fmt(m.rss_per_conn, 'B')}/conn`);
   if (typeof m.connects_per_s === 'number') parts.push(`${fmt(m.connects_per_s, 'conn/s')} conn/s`);
   const cpu = [m.server_cpu_0, m.server_cpu_1].filter((v): v is number => typeof v === 'number').map((v) => v.toFixed(2));
   if (cpu.length > 0) parts.push(`server cpu ${cpu.join('+')}`);
+  const named = (prefix: string, suffix: string, show: (v: number) => string) =>
+    Object.entries(m).flatMap(([k, v]) => (k.startsWith(prefix) && k.endsWith(suffix) && typeof v === 'number' ? [`${k.slice(prefix.length, k.length - suffix.length)} ${show(v)}`] : []));
+  const cpus = named('cpu_', '', (v) => v.toFixed(2));
+  if (cpus.length > 0) parts.push(`cpu ${cpus.join(', ')}`);
+  const rss = named('rss_', '_mib', (v) => `+${v.toFixed(1)} MiB`);
+  if (rss.length > 0) parts.push(`rss ${rss.join(', ')}`);
   if (typeof m.redis_cpu === 'number') parts.push(`redis cpu ${m.redis_cpu.toFixed(2)}`);
   if (typeof m.loadgen_cpu === 'number') parts.push(`loadgen cpu ${m.loadgen_cpu.toFixed(2)}`);
   if (typeof m.lost === 'number' && m.lost > 0) parts.push(`lost ${m.lost}`);
@@ -67,33 +78,39 @@ function machine(): Record<string, string | number> {
     node: process.version,
     redis: version('redis-server', ['--version']),
     gcc: version('gcc', ['--version']),
+    // W6's tools print their versions on stderr, or exit non-zero after printing them.
+    nginx: version('sh', ['-c', 'nginx -v 2>&1 || true']) || 'no nginx',
+    wrk: version('sh', ['-c', "wrk -v 2>&1 | head -1 | cut -d' ' -f1-2"]) || 'no wrk',
     fd_limit: version('sh', ['-c', 'ulimit -n']),
   };
 }
 
-function markdown(results: WorkloadResult[], meta: Record<string, unknown>, m: Record<string, string | number>, profile?: string): string {
+function markdown(results: WorkloadResult[], meta: Record<string, unknown>, m: Record<string, string | number>, profile?: string, tunnelProfile?: string): string {
   const lines: string[] = [
     '# Switchboard benchmark',
     '',
     `${String(meta.mode)} run, ${String(meta.runs)} run(s) per system alternating baseline/switchboard, warm-up ${String(meta.warmup_s)} s, ` +
-      `measured ${String(meta.duration_s)} s per run; started ${String(meta.started)}, took ${String(meta.took_s)} s.`,
+      `measured ${String(meta.duration_s)} s per run (W6: ${String(meta.w6)}); started ${String(meta.started)}, took ${String(meta.took_s)} s.`,
     '',
-    `Machine: ${m.nproc} CPUs (${m.cpu}), ${m.memory_gib} GiB, ${m.kernel}; node ${m.node}; ${m.redis}; ${m.gcc}; fd limit ${m.fd_limit}; ` +
+    `Machine: ${m.nproc} CPUs (${m.cpu}), ${m.memory_gib} GiB, ${m.kernel}; node ${m.node}; ${m.redis}; ${m.gcc}; ${m.nginx}; ${m.wrk}; fd limit ${m.fd_limit}; ` +
       `load average ${String(meta.load_start)} at the start, ${String(meta.load_end)} at the end (other work on a shared machine shows here).`,
     '',
     'Baseline: bench/baseline/raw-relay.mjs (uWebSockets.js, no JSON, no auth; two nodes: batched PUBLISH per destination per event-loop turn). ' +
       'Ratio = switchboard median / baseline median (for latency and memory, lower is better). ' +
-      'Load: bench/loadgen.c (one epoll thread).',
+      'Load: bench/loadgen.c (one epoll thread). ' +
+      'W6 rows pair two HTTP paths measured in the same rounds and name their baseline in the title (nginx proxy_pass, or the back end direct); ' +
+      'load: wrk (one thread, keep-alive) and curl.',
     '',
     '| workload | metric | baseline median (min–max) | switchboard median (min–max) | ratio | target | met? |',
     '|---|---|---:|---:|---:|---|:-:|',
   ];
   for (const r of results)
     for (const x of r.metrics) {
+      const ran = (system: (typeof SYSTEMS)[number]) => r.runs[system].some((m) => !('failed' in m));
       const unit = x.unit as MetricSpec['unit'];
       const met = x.met === undefined ? '' : x.met ? 'yes' : '**no**';
       lines.push(
-        `| ${r.title} | ${x.label} | ${fmtStat(x.baseline, unit)} | ${fmtStat(x.switchboard, unit)} | ${x.ratio === undefined ? '—' : `${x.ratio.toFixed(2)}×`} | ${targetText(x.target, unit)} | ${met} |`,
+        `| ${r.title} | ${x.label} | ${fmtStat(x.baseline, unit, ran('raw'))} | ${fmtStat(x.switchboard, unit, ran('switchboard'))} | ${x.ratio === undefined ? '—' : `${x.ratio.toFixed(2)}×`} | ${targetText(x.target, unit)} | ${met} |`,
       );
     }
   lines.push(
@@ -129,6 +146,8 @@ function markdown(results: WorkloadResult[], meta: Record<string, unknown>, m: R
       if (Number.isFinite(setup)) notes.push(`opened at ${fmt(setup, 'conn/s')}/s`);
       const p999 = median(num('p999_us'));
       if (Number.isFinite(p999) && p999 > 0) notes.push(`p99.9 ${fmt(p999, 'µs')}`);
+      const cpus = [...new Set(ok.flatMap((m) => Object.keys(m).filter((k) => k.startsWith('cpu_'))))];
+      if (cpus.length > 0) notes.push(`CPU ${cpus.map((k) => `${k.slice(4)} ${median(num(k)).toFixed(2)}`).join(', ')}`);
       const connFailures = sum('failures');
       if (connFailures > 0) notes.push(`${connFailures} failed connects`);
       lines.push(
@@ -140,14 +159,15 @@ function markdown(results: WorkloadResult[], meta: Record<string, unknown>, m: R
   );
   if (failures.length > 0) lines.push('', '## Failed runs', '', ...failures);
   if (profile !== undefined) lines.push('', '## Profile', '', profile);
+  if (tunnelProfile !== undefined) lines.push('', '## Profile of W6 (one node)', '', tunnelProfile);
   return `${lines.join('\n')}\n`;
 }
 
 /** Writes bench/out/results.json (every run's raw numbers) and bench/out/results.md; returns the markdown. */
-export function writeResults(results: WorkloadResult[], meta: Record<string, unknown>, profile: ProfileOutput | undefined): string {
+export function writeResults(results: WorkloadResult[], meta: Record<string, unknown>, profile: ProfileOutput | undefined, tunnelProfile?: string): string {
   const m = machine();
   writeFileSync(path.join(OUT, 'results.json'), `${JSON.stringify({ meta, machine: m, workloads: results, profile: profile === undefined ? undefined : { cpuprofile: profile.cpuprofile, perf: profile.perf } }, null, 2)}\n`);
-  const md = markdown(results, meta, m, profile?.md);
+  const md = markdown(results, meta, m, profile?.md, tunnelProfile);
   writeFileSync(path.join(OUT, 'results.md'), md);
   return md;
 }

@@ -43,7 +43,7 @@ export interface WorkloadResult {
   metrics: MetricResult[];
 }
 
-export function evaluate(w: Workload, group: string, runs: WorkloadResult['runs']): WorkloadResult {
+export function evaluate(w: Pick<Workload, 'id' | 'title' | 'params' | 'metrics'>, group: string, runs: WorkloadResult['runs']): WorkloadResult {
   const values = (system: SystemName, key: string) =>
     runs[system].flatMap((m) => (!('failed' in m) && typeof m[key] === 'number' ? [m[key]] : []));
   const metrics = w.metrics.map((spec): MetricResult => {

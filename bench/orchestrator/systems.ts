@@ -23,7 +23,7 @@ export interface Deployment {
 
 let redis: { url: string; child: Child } | undefined;
 
-async function ensureRedis(): Promise<string> {
+export async function ensureRedis(): Promise<string> {
   if (redis !== undefined) return redis.url;
   const port = await freePort();
   const child = new Child('redis-server', 'redis-server', ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no'], {

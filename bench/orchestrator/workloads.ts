@@ -1,11 +1,14 @@
-// The workloads: what a workload and a group are, and the groups W1–W5 (see
+// The workloads: what a workload and a group are, and the groups W1–W6 (see
 // "Workloads and targets" in bench/README.md).
 //
 // Workloads are a list of groups; a group says which servers it needs (one
-// node, two nodes on Redis, a fresh node per measurement). Tunnel workloads
-// join as another group later.
+// node, two nodes on Redis, a fresh node per measurement), or runs its own
+// rounds over systems of its own (W6: the tunnel against nginx,
+// tunnel-workloads.ts).
 import { protocolArgs, runLoadgen, type Measurement } from './loadgen';
 import type { Options } from './options';
+import type { WorkloadResult } from './statistics';
+import { tunnelGroup } from './tunnel-workloads';
 import { LOADGEN } from './paths';
 import { Child, parseJson, rssBytes, sleep } from './processes';
 import type { Deployment, SystemName, Topology } from './systems';
@@ -17,7 +20,7 @@ export type Target = { kind: 'ratio'; min: number } | { kind: 'max'; value: numb
 export interface MetricSpec {
   key: string;
   label: string;
-  unit: 'msg/s' | 'µs' | 'B' | 'conn/s';
+  unit: 'msg/s' | 'µs' | 'B' | 'conn/s' | 'req/s' | 'MB/s' | 'MiB';
   target?: Target;
 }
 
@@ -43,6 +46,13 @@ export interface Group {
   /** Start new servers for every measurement (memory, connect storms) instead of once per round. */
   freshPerMeasurement: boolean;
   workloads: Workload[];
+}
+
+/** A group that deploys and alternates its own systems (not baseline/Switchboard) and pairs them into rows itself. */
+export interface OwnRoundsGroup {
+  name: string;
+  title: string;
+  run(o: Options, log: (line: string) => void): Promise<WorkloadResult[]>;
 }
 
 const LATENCY: MetricSpec[] = [
@@ -211,7 +221,7 @@ function connectWorkload(): Workload {
   };
 }
 
-export function groups(o: Options): Group[] {
+export function groups(o: Options): (Group | OwnRoundsGroup)[] {
   const matrix = (group: 'W1' | 'W2') => {
     const list: Workload[] = [];
     for (const pairs of [100, 1000]) for (const window of [1, 10]) for (const size of [64, 1024]) list.push(relayWorkload(group, pairs, window, size));
@@ -223,6 +233,6 @@ export function groups(o: Options): Group[] {
     { name: 'W3', title: 'room fan-out', topology: 'single', freshPerMeasurement: true, workloads: [fanoutWorkload(1), fanoutWorkload(10)] },
     { name: 'W4', title: 'memory per idle connection', topology: 'single', freshPerMeasurement: true, workloads: [idleWorkload(o.idleConns)] },
     { name: 'W5', title: 'connection rate', topology: 'single', freshPerMeasurement: false, workloads: [connectWorkload()] },
-    // Tunnel workloads (T1…) join here as further groups.
+    tunnelGroup(),
   ];
 }
