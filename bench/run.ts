@@ -9,7 +9,7 @@
 //   npm run bench -- --only W1,W3 # some workload groups
 //   npm run bench -- --profile    # also profile Switchboard on W1 (node --cpu-prof) and summarise it
 //   npm run bench -- --only profile
-//   npm run bench -- --profile-w6 # profile the node and the sidecar on W6's one-node tunnel path
+//   npm run bench -- --profile-w6 # profile the nodes and the sidecar on W6's tunnel paths
 //
 // bench/run.sh builds the project and bench/out/loadgen (C, epoll) first.
 // Writes bench/out/results.json and bench/out/results.md.
@@ -59,8 +59,12 @@ async function main(): Promise<void> {
 
   let tunnelProfile: string | undefined;
   if (o.profileW6) {
-    log('profiling the node and the sidecar on W6, one node (node --cpu-prof)');
-    tunnelProfile = await profileTunnel(o, log);
+    log('profiling the nodes and the sidecar on W6 (node --cpu-prof)');
+    try {
+      tunnelProfile = await profileTunnel(o, log);
+    } finally {
+      await stopRedis();
+    }
   }
 
   const took = (performance.now() - t0) / 1000;

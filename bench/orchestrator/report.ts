@@ -159,7 +159,7 @@ function markdown(results: WorkloadResult[], meta: Record<string, unknown>, m: R
   );
   if (failures.length > 0) lines.push('', '## Failed runs', '', ...failures);
   if (profile !== undefined) lines.push('', '## Profile', '', profile);
-  if (tunnelProfile !== undefined) lines.push('', '## Profile of W6 (one node)', '', tunnelProfile);
+  if (tunnelProfile !== undefined) lines.push('', '## Profile of W6', '', tunnelProfile);
   return `${lines.join('\n')}\n`;
 }
 

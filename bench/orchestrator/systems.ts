@@ -39,8 +39,11 @@ export function redisServerPid(): number | undefined {
   return redis?.child.pid;
 }
 
+/** Stops the shared redis-server; a later ensureRedis() starts a new one (the W6 profile runs after the groups). */
 export async function stopRedis(): Promise<void> {
-  await redis?.child.stop();
+  const stopping = redis;
+  redis = undefined;
+  await stopping?.child.stop();
 }
 
 export async function startSwitchboard(name: string, redisUrl?: string, nodeArgs: string[] = []): Promise<Server> {
