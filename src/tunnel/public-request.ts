@@ -6,8 +6,11 @@
 import { connectionOptions, HOP_BY_HOP } from '../http/hop-by-hop';
 import { PATH_ID_PATTERN } from '../protocol/names';
 
-/** Framing the relay computes itself: a sidecar's Content-Length may describe a body it re-encoded. */
-const FRAMING: ReadonlySet<string> = new Set(['content-length']);
+/**
+ * Headers the relay writes itself: the framing (a sidecar's Content-Length may describe a body it
+ * re-encoded), and Date, which uWS adds to every response (a second one would be a duplicate).
+ */
+const FRAMING: ReadonlySet<string> = new Set(['content-length', 'date']);
 
 export interface TunnelAddress {
   pathId: string;

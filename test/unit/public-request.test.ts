@@ -62,11 +62,12 @@ test('request headers: hop-by-hop and Connection-named ones dropped, X-Forwarded
   assert.equal(relayedRequestHeaders(proto, { peerIp: '::1', viaTrustedProxy: false, proto: 'http', host: undefined }).__proto__, 'kept');
 });
 
-test('response headers: lowercased, framing and hop-by-hop dropped, repeated names joined but cookies kept apart', () => {
+test('response headers: lowercased, framing, Date (uWS writes its own) and hop-by-hop dropped, repeated names joined but cookies kept apart', () => {
   assert.deepEqual(
     relayedResponseHeaders([
       ['Content-Type', 'text/plain; charset=utf-8'],
       ['Content-Length', '15'],
+      ['Date', 'Sat, 05 Dec 2026 20:00:00 GMT'],
       ['Transfer-Encoding', 'chunked'],
       ['Connection', 'close, X-Hop'],
       ['X-Hop', 'gone'],
