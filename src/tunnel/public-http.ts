@@ -42,6 +42,9 @@ export function publicHttpRoute(deps: PublicHttpDeps): StreamRoute {
   return { pattern: '/*', serve: (exchange) => new PublicRequest(deps, exchange).begin() };
 }
 
+/** Credit granted at a response's start beyond the protocol's first window (WINDOW_BYTES). */
+const RESPONSE_EXTRA_CREDIT_BYTES = 3 * WINDOW_BYTES;
+
 const FAILURE_MESSAGES: Record<Exclude<RelayFailure, 'gone'>, string> = {
   tunnel_disconnected: 'the tunnel disconnected before it answered',
   tunnel_timeout: 'the tunnel did not answer in time',
@@ -161,7 +164,12 @@ class PublicRequest implements ResponseSink {
     if (stream === undefined || this.phase !== 'relaying' || this.flushing) return this.pauseIfFull();
     this.flushing = true;
     while (this.queued.length > 0 && this.bodyCreditLeft > 0 && this.stream === stream) {
-      const piece = this.queued.shift() as Buffer;
+      let piece = this.queued.shift() as Buffer;
+      // Never past the credit, not even by part of a chunk: the sidecar treats that as a protocol error.
+      if (piece.length > this.bodyCreditLeft) {
+        this.queued.unshift(piece.subarray(this.bodyCreditLeft));
+        piece = piece.subarray(0, this.bodyCreditLeft);
+      }
       this.queuedBytes -= piece.length;
       this.bodyCreditLeft -= piece.length;
       this.unconfirmed?.push(piece);
@@ -203,6 +211,10 @@ class PublicRequest implements ResponseSink {
     const headOnly = method === 'HEAD' || status === 204 || status === 304 || status < 200;
     this.exchange.writeHead(status, headers, { contentLength, headOnly });
     this.armTimer();
+    // A body longer than the first window gets more room at once: the credit then crosses the bus
+    // and the sidecar's socket a quarter as often, where one window per round trip bounded a
+    // stream across two nodes. This node holds at most that much of it for a slow client.
+    if (!headOnly && (contentLength === undefined || contentLength > WINDOW_BYTES)) this.stream?.credit(RESPONSE_EXTRA_CREDIT_BYTES);
   }
 
   data(chunk: Buffer): void {

@@ -3,7 +3,7 @@
 //   /status/<code>   → that status, body "status <code>"
 //   /bytes?n=<n>     → n bytes of a fixed pattern (application/octet-stream)
 //   /stream?n=<n>    → the same bytes written as the socket takes them (for 100 MiB bodies); &chunked: no Content-Length
-//   /upload          → 200 JSON {bytes, sha256} of the request body, hashed as it comes
+//   /upload          → 200 JSON {bytes, sha256} of the request body, hashed as it comes; ?pause=<ms> reads nothing that long first
 //   /hang            → never answers; `hangs` counts those the client aborted
 //   /slow?ms=<ms>    → 200 "slow" after that long
 //   /cookies         → two Set-Cookie lines
@@ -75,6 +75,12 @@ export async function startBackend(t: TestContext): Promise<Backend> {
     }
     if (url.pathname === '/stream') return void streamPattern(Number(url.searchParams.get('n') ?? 0), res, url.searchParams.has('chunked'));
     if (url.pathname === '/upload') {
+      // ?pause=<ms>: the back end reads nothing for that long first (the sidecar's credit runs out).
+      const pause = Number(url.searchParams.get('pause') ?? 0);
+      if (pause > 0) {
+        req.pause();
+        setTimeout(() => req.resume(), pause);
+      }
       const hash = createHash('sha256');
       let bytes = 0;
       req.on('data', (chunk: Buffer) => {

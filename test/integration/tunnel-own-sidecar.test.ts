@@ -106,6 +106,26 @@ for (const [name, start] of topologies)
       }
     });
 
+    test('an upload in pieces that do not fit the credit window, to a back end that reads late, arrives whole', async (t) => {
+      const { pub } = await setup(t);
+      const body = randomBytes(2_000_000);
+      const result = await new Promise<{ bytes: number; sha256: string }>((resolve, reject) => {
+        const req = httpRequest(
+          { host: '127.0.0.1', port: pub.port, method: 'POST', path: `/call/${PATH}/upload?pause=300`, agent: false, headers: { 'content-length': String(body.length) } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString()) as { bytes: number; sha256: string }));
+          },
+        );
+        req.on('error', reject);
+        // 100,000-byte writes: the relay's 64 KiB pieces then end off the window's edge.
+        for (let at = 0; at < body.length; at += 100_000) req.write(body.subarray(at, at + 100_000));
+        req.end();
+      });
+      assert.deepEqual(result, { bytes: body.length, sha256: sha256(body) });
+    });
+
     test('the public client hanging up cancels the request at the back end', async (t) => {
       const { pub, backend } = await setup(t);
       const req = httpRequest({ host: '127.0.0.1', port: pub.port, method: 'GET', path: `/call/${PATH}/hang`, agent: false });
