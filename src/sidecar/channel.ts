@@ -55,6 +55,8 @@ const NO_EXTENSIONS: ReadonlySet<Extension> = new Set();
 export class TunnelChannel implements ChannelSender {
   private phase: ChannelStatus = 'connecting';
   private ws: WebSocket | undefined;
+  /** The socket is corked until the end of this turn (corkForTurn). */
+  private corked = false;
   private counter = 0;
   private joinRef = '';
   /**
@@ -175,8 +177,27 @@ export class TunnelChannel implements ChannelSender {
   private sendRef(event: string, payload: object, ref: string): boolean {
     const ws = this.ws;
     if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
+    this.corkForTurn(ws);
     ws.send(JSON.stringify([this.joinRef, ref, this.opts.topic, event, payload]));
     return true;
+  }
+
+  /**
+   * The frames of one event-loop turn leave in one write: the TCP socket under ws is corked at the
+   * first send of a turn and uncorked at its end (ws corks and uncorks around each frame itself;
+   * the calls nest). One writev per answer was a quarter of the sidecar's CPU at 6,000 requests/s
+   * (bench W6).
+   */
+  private corkForTurn(ws: WebSocket): void {
+    if (this.corked) return;
+    const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (socket === undefined) return;
+    this.corked = true;
+    socket.cork();
+    setImmediate(() => {
+      this.corked = false;
+      socket.uncork();
+    });
   }
 
   private nextRef(): string {
