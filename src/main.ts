@@ -94,7 +94,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   });
   const health = new HealthMonitor(config, bus, metrics, logger, {
     connections: () => sessions.size,
-    tunnels: () => [...sidecars].filter((sidecar) => sidecar.isJoined).length,
+    tunnels: () => directory.localCount,
   });
 
   await presence.start();

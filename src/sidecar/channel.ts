@@ -10,7 +10,7 @@
 // fresh ref from one counter (the server checks join_ref only on phx_join).
 // A heartbeat that is still unanswered when the next is due means the socket
 // is dead without having said so (a NAT dropped it, the node froze): it is
-// terminated, which the supervisor sees as any other drop and reconnects.
+// terminated, which the supervisor treats like every other drop and reconnects.
 import WebSocket from 'ws';
 import type { Logger } from '../log/logger';
 import { decodeTunnelFrame, type Extension } from '../protocol/tunnel-frames';

@@ -75,7 +75,7 @@ export class TunnelDirectory {
     return this.byId.get(id);
   }
 
-  /** This node's joined sidecars. */
+  /** This node's joined sidecars (health's `tunnels`). */
   get localCount(): number {
     return this.byId.size;
   }
