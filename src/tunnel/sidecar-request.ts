@@ -10,7 +10,7 @@
 // `binary_body`: the same, base64. `stream`: a body over the threshold (or of
 // unknown length) streams down as it comes, within the sidecar's credit; the
 // response streams up within ours, and a cancel reaches the sidecar.
-import type { Payload, ProxyResponse } from '../protocol/tunnel-frames';
+import type { Payload, ProxyRequest, ProxyResponse } from '../protocol/tunnel-frames';
 import type { StreamEvent } from '../protocol/tunnel-stream-frames';
 import { chunksOf, WINDOW_BYTES, type RelayFailure, type RelayHead, type RequestStream, type ResponseSink } from './exchange';
 import { relayedResponseHeaders } from './public-request';
@@ -18,6 +18,7 @@ import { relayedResponseHeaders } from './public-request';
 /** What a request needs of its sidecar's socket. */
 export interface SidecarChannel {
   push(event: string, payload: Payload): void;
+  sendProxyRequest(request: ProxyRequest): void;
   readonly binaryBody: boolean;
   readonly stream: boolean;
   readonly maxResponseBytes: number;
@@ -141,10 +142,10 @@ export class SidecarRequest implements RequestStream {
 
   private sendHead(body: string, streamed: boolean): void {
     const { id, method, path, queryString, headers } = this.head;
-    const payload: Record<string, unknown> = { request_id: id, method, path, query_string: queryString, headers, body };
-    if (this.channel.binaryBody) payload.body_encoding = 'base64';
-    if (streamed) payload.streamed = true;
-    this.channel.push('proxy_req', payload);
+    const request: ProxyRequest = { requestId: id, method, path, queryString, headers, body };
+    if (this.channel.binaryBody) request.bodyEncoding = 'base64';
+    if (streamed) request.streamed = true;
+    this.channel.sendProxyRequest(request);
   }
 
   /** Passes a whole response on as far as the public side's credit goes. */

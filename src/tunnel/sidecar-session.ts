@@ -22,12 +22,14 @@ import {
   decodeProxyResponse,
   decodeTunnelFrame,
   encodeJoinReply,
+  encodeProxyRequest,
   encodePush,
   encodeReply,
   heartbeatTs,
   requestedExtensions,
   type Extension,
   type Payload,
+  type ProxyRequest,
   type TunnelFrame,
 } from '../protocol/tunnel-frames';
 import { randomId } from '../util/random-id';
@@ -68,11 +70,11 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
   readonly id = randomId(12);
   readonly key: string;
   /** The join's join_ref: every server push carries it (Phoenix V2). */
-  private joinRef = '1';
+  private currentJoinRef = '1';
   private extensions: readonly Extension[] = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly requests = new Map<string, SidecarRequest>();
-  private readonly websockets = new SidecarWebSockets((event, payload) => this.push(event, payload));
+  private readonly websockets = new SidecarWebSockets(this);
   /** A drain's close, waiting for the requests in flight to finish. */
   private closeWhenIdle: Close | undefined;
   /** False while a drained sidecar's replacement has not joined elsewhere yet: its socket stays. */
@@ -148,8 +150,21 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
     return stream;
   }
 
+  /** The join_ref every push carries. */
+  get joinRef(): string {
+    return this.currentJoinRef;
+  }
+
+  send(frame: string): void {
+    this.conn.send(frame);
+  }
+
+  sendProxyRequest(request: ProxyRequest): void {
+    this.conn.send(encodeProxyRequest(this.currentJoinRef, this.claims.pathId, request));
+  }
+
   push(event: string, payload: Payload): void {
-    this.conn.send(encodePush(this.joinRef, this.claims.pathId, event, payload));
+    this.conn.send(encodePush(this.currentJoinRef, this.claims.pathId, event, payload));
   }
 
   finished(request: SidecarRequest): void {
@@ -250,7 +265,7 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
     const reply = () => this.conn.send(encodeJoinReply(frame.ref, this.claims.pathId, this.expiresIn(), granted));
     if (this.phase !== 'connected') return reply(); // a repeated join: same answer, nothing new to register
     this.phase = 'joining';
-    this.joinRef = frame.joinRef ?? frame.ref ?? '1';
+    this.currentJoinRef = frame.joinRef ?? frame.ref ?? '1';
     this.extensions = granted ?? [];
     this.deps.directory.add(this).then(
       () => {

@@ -3,7 +3,7 @@
 // ids the server chose. The sidecar's events find their connection here; the
 // sidecar going away fails the checks and closes the connections (1001).
 import type { Payload } from '../protocol/tunnel-frames';
-import { decodeWsCheckResult, decodeWsEvent } from '../protocol/tunnel-frames';
+import { decodeWsCheckResult, decodeWsEvent, encodeWsClose, encodeWsFrame, encodeWsOpen } from '../protocol/tunnel-frames';
 import { WS_SIDECAR_TIMEOUT_MS, type WsCheckResult, type WsHead, type WsOpcode, type WsSink, type WsStream } from './exchange';
 
 export const WS_EVENTS: ReadonlySet<string> = new Set(['ws_check_result', 'ws_connected', 'ws_frame', 'ws_closed', 'ws_error']);
@@ -12,7 +12,8 @@ export class SidecarWebSockets {
   private readonly checks = new Map<string, { resolve: (result: WsCheckResult) => void; timer: NodeJS.Timeout }>();
   private readonly sockets = new Map<string, WsSink>();
 
-  constructor(private readonly push: (event: string, payload: Payload) => void) {}
+  /** `channel`: the sidecar's socket, and the join_ref and path_id its pushes carry (the codec's encoders write the captured bytes). */
+  constructor(private readonly channel: { send(frame: string): void; readonly joinRef: string; readonly pathId: string }) {}
 
   get count(): number {
     return this.sockets.size;
@@ -23,20 +24,20 @@ export class SidecarWebSockets {
       // The sidecar has WS_SIDECAR_TIMEOUT_MS to answer; then the entry goes, whoever still waits.
       const timer = setTimeout(() => this.settle(head.id, { ok: false, failure: 'tunnel_timeout' }), WS_SIDECAR_TIMEOUT_MS);
       this.checks.set(head.id, { resolve, timer });
-      this.push('ws_check', { check_id: head.id, headers: head.headers, path: head.path, query_string: head.queryString });
+      this.channel.send(encodeWsOpen(this.channel.joinRef, this.channel.pathId, 'ws_check', head));
     });
   }
 
   connect(head: WsHead, sink: WsSink): WsStream {
     const id = head.id;
     this.sockets.set(id, sink);
-    this.push('ws_connect', { connection_id: id, headers: head.headers, path: head.path, query_string: head.queryString });
+    this.channel.send(encodeWsOpen(this.channel.joinRef, this.channel.pathId, 'ws_connect', head));
     return {
       frame: (opcode: WsOpcode, data: Buffer) => {
-        if (this.sockets.has(id)) this.push('ws_frame', { connection_id: id, data: data.toString('base64'), opcode });
+        if (this.sockets.has(id)) this.channel.send(encodeWsFrame(this.channel.joinRef, this.channel.pathId, id, opcode, data));
       },
       close: (code: number, reason: string) => {
-        if (this.sockets.delete(id)) this.push('ws_close', { code, connection_id: id, reason });
+        if (this.sockets.delete(id)) this.channel.send(encodeWsClose(this.channel.joinRef, this.channel.pathId, id, code, reason));
       },
     };
   }
