@@ -10,37 +10,13 @@ import { BaselineSidecar } from '../helpers/baseline-sidecar';
 import { eventually } from '../helpers/eventually';
 import { http } from '../helpers/http';
 import { startTestNode, type TestNode } from '../helpers/node';
-import { startRedis } from '../helpers/redis';
+import { TUNNEL_TOPOLOGIES } from '../helpers/tunnel-topologies';
 
 const PATH = '550e8400-e29b-41d4-a716-446655440000';
 
 const tunnelToken = (node: TestNode, pathId = PATH) => node.token({ sub: `tunnel-${pathId}`, jti: 'j1', path_id: pathId, roles: ['tunnel'], iat: Math.floor(Date.now() / 1000) });
 
-/** Where the sidecars connect (`node`) and where the public client sends its requests (`pub`). */
-interface Nodes {
-  node: TestNode;
-  pub: TestNode;
-}
-
-const topologies: [string, (t: TestContext, env: Record<string, string>) => Promise<Nodes>][] = [
-  [
-    'one node',
-    async (t, env) => {
-      const node = await startTestNode(t, env);
-      return { node, pub: node };
-    },
-  ],
-  [
-    'sidecar on node A, public client on node B',
-    async (t, env) => {
-      const redis = await startRedis(t);
-      const shared = { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix, ...env };
-      return { node: await startTestNode(t, shared), pub: await startTestNode(t, shared) };
-    },
-  ],
-];
-
-for (const [name, start] of topologies)
+for (const [name, start] of TUNNEL_TOPOLOGIES)
   describe(`tunnel HTTP relay: ${name}`, () => {
     const setup = async (t: TestContext, env: Record<string, string> = {}, options: { chunkChars?: number; silent?: boolean } = {}) => {
       const nodes = await start(t, env);

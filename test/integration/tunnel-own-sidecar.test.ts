@@ -11,30 +11,12 @@ import { pattern, startBackend } from '../helpers/backend';
 import { eventually } from '../helpers/eventually';
 import { http } from '../helpers/http';
 import { startTestNode, type TestNode } from '../helpers/node';
+import { TUNNEL_TOPOLOGIES } from '../helpers/tunnel-topologies';
 import { startOwnSidecar } from '../helpers/own-sidecar';
-import { startRedis } from '../helpers/redis';
 
 const PATH = 'own-sidecar';
 
 const tunnelToken = (node: TestNode) => node.token({ sub: 'tunnel', jti: 'j1', path_id: PATH, roles: ['tunnel'], iat: Math.floor(Date.now() / 1000) });
-
-const topologies: [string, (t: TestContext) => Promise<{ node: TestNode; pub: TestNode }>][] = [
-  [
-    'one node',
-    async (t) => {
-      const node = await startTestNode(t);
-      return { node, pub: node };
-    },
-  ],
-  [
-    'sidecar on node A, public client on node B',
-    async (t) => {
-      const redis = await startRedis(t);
-      const env = { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix };
-      return { node: await startTestNode(t, env), pub: await startTestNode(t, env) };
-    },
-  ],
-];
 
 /** A request whose body is binary and whose answer is read as bytes. */
 function binaryRequest(port: number, method: string, path: string, body?: Buffer): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
@@ -54,7 +36,7 @@ function binaryRequest(port: number, method: string, path: string, body?: Buffer
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
-for (const [name, start] of topologies)
+for (const [name, start] of TUNNEL_TOPOLOGIES)
   describe(`own sidecar: ${name}`, () => {
     const setup = async (t: TestContext) => {
       const nodes = await start(t);

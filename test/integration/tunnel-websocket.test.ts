@@ -7,30 +7,12 @@ import WebSocket from 'ws';
 import { startBackend } from '../helpers/backend';
 import { BaselineSidecar, type BaselineSidecarOptions } from '../helpers/baseline-sidecar';
 import { eventually } from '../helpers/eventually';
-import { startTestNode, type TestNode } from '../helpers/node';
-import { startRedis } from '../helpers/redis';
+import type { TestNode } from '../helpers/node';
+import { TUNNEL_TOPOLOGIES } from '../helpers/tunnel-topologies';
 
 const PATH = 'ws-path.1';
 
 const tunnelToken = (node: TestNode) => node.token({ sub: 'tunnel', jti: 'j1', path_id: PATH, roles: ['tunnel'], iat: Math.floor(Date.now() / 1000) });
-
-const topologies: [string, (t: TestContext) => Promise<{ node: TestNode; pub: TestNode }>][] = [
-  [
-    'one node',
-    async (t) => {
-      const node = await startTestNode(t);
-      return { node, pub: node };
-    },
-  ],
-  [
-    'sidecar on node A, public client on node B',
-    async (t) => {
-      const redis = await startRedis(t);
-      const env = { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix };
-      return { node: await startTestNode(t, env), pub: await startTestNode(t, env) };
-    },
-  ],
-];
 
 /** A public client: every message and the close, recorded. */
 class PublicClient {
@@ -55,7 +37,7 @@ class PublicClient {
   }
 }
 
-for (const [name, start] of topologies)
+for (const [name, start] of TUNNEL_TOPOLOGIES)
   describe(`tunnel WebSocket relay: ${name}`, () => {
     const setup = async (t: TestContext, options: Partial<BaselineSidecarOptions> = {}) => {
       const nodes = await start(t);
