@@ -54,7 +54,7 @@ export function publicWebSocketEndpoint(deps: PublicWebSocketDeps): WsEndpoint<A
     maxPayloadBytes: MAX_FRAME_BYTES,
     idleTimeoutS: config.IDLE_TIMEOUT_S,
     maxBufferedBytes: config.MAX_BUFFERED_BYTES,
-    upgradeHeaders: [...FORWARDED_HEADERS, 'host', 'x-forwarded-proto', 'x-forwarded-for'],
+    upgradeHeaders: [...FORWARDED_HEADERS, 'host', 'x-forwarded-proto'],
 
     upgrade(request) {
       const address = tunnelTarget(request.path, request.headers.host, config.TUNNEL_DOMAIN);
