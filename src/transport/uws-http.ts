@@ -87,6 +87,9 @@ export function serveHttp(route: HttpRoute, res: uWS.HttpResponse, req: uWS.Http
  * is read when first asked for: most upgrades never need it (no per-IP limit), and uWS's text form
  * costs a copy.
  */
+/** The peer address arrives as an ArrayBuffer of ASCII text; a decoder made once reads it faster than a Buffer per call. */
+const addressText = new TextDecoder();
+
 export function requestInfo(res: uWS.HttpResponse, req: uWS.HttpRequest, only?: readonly string[]): RequestInfo {
   let peerAddress: string | undefined;
   return {
@@ -95,7 +98,7 @@ export function requestInfo(res: uWS.HttpResponse, req: uWS.HttpRequest, only?: 
     query: req.getQuery() ?? '',
     headers: copyHeaders(req, only),
     get peerAddress() {
-      return (peerAddress ??= Buffer.from(res.getRemoteAddressAsText()).toString());
+      return (peerAddress ??= addressText.decode(res.getRemoteAddressAsText()));
     },
   };
 }
