@@ -5,7 +5,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { createInterface } from 'node:readline';
 import { HOST, ROOT } from './paths';
 
 /** Live children, and whether each leads a process group of its own (then its group is signalled). */
@@ -59,9 +58,30 @@ export class Child {
         resolve(null);
       });
     });
-    if (this.proc.stdout !== null) createInterface({ input: this.proc.stdout }).on('line', (line) => this.listeners.forEach((l) => l(line)));
+    if (this.proc.stdout !== null) this.readLines(this.proc.stdout);
     this.proc.stderr?.on('data', (chunk: Buffer) => {
       this.stderrTail = (this.stderrTail + chunk.toString()).slice(-4000);
+    });
+  }
+
+  /**
+   * Splits stdout into lines only while someone listens. A node under load writes an audit line
+   * per relayed request (W6); splitting them all would spend the bench's own CPU, on the same two
+   * cores as the systems it measures, on lines nobody reads. Output is read (and dropped) either way,
+   * so a child never blocks on a full pipe.
+   */
+  private readLines(stdout: NodeJS.ReadableStream): void {
+    let partial = ''; // the last line so far, still without its newline
+    stdout.setEncoding('utf8');
+    stdout.on('data', (chunk: string) => {
+      if (this.listeners.length === 0) {
+        const end = chunk.lastIndexOf('\n');
+        partial = end === -1 ? partial + chunk : chunk.slice(end + 1);
+        return;
+      }
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) for (const listener of this.listeners) listener(line);
     });
   }
 
