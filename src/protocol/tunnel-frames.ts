@@ -21,7 +21,7 @@ export const RELAYED_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD',
 export type RelayedMethod = (typeof RELAYED_METHODS)[number];
 
 /** Extensions Switchboard's own sidecar may ask for in its join; the Telephone client asks for none. */
-export const EXTENSIONS = ['binary_body', 'stream'] as const;
+export const EXTENSIONS = ['binary_body', 'stream', 'binary_frames'] as const;
 export type Extension = (typeof EXTENSIONS)[number];
 
 /**

@@ -15,6 +15,7 @@ import WebSocket from 'ws';
 import type { Logger } from '../log/logger';
 import { decodeTunnelFrame, type Extension } from '../protocol/tunnel-frames';
 import { decodeJoinGrant, decodeReply, decodeServerPush, type JoinGrant, type Reply, type ServerPush } from '../protocol/tunnel-sidecar-frames';
+import { decodeBinaryChunk, encodeBinaryChunk, streamEventPayload, type ChunkEvent } from '../protocol/tunnel-stream-frames';
 
 export type ChannelStatus = 'connecting' | 'joining' | 'live' | 'closed';
 
@@ -22,6 +23,8 @@ export type ChannelStatus = 'connecting' | 'joining' | 'live' | 'closed';
 export interface ChannelSender {
   /** False when the socket is gone: the relays were (or are about to be) told to stop. */
   send(event: string, payload: object): boolean;
+  /** A body chunk: a binary message with `binary_frames`, else a JSON frame. False like `send`. */
+  sendChunk(chunk: ChunkEvent): boolean;
   readonly extensions: ReadonlySet<Extension>;
 }
 
@@ -174,6 +177,15 @@ export class TunnelChannel implements ChannelSender {
     return this.closedPromise.finally(() => clearTimeout(timer));
   }
 
+  sendChunk(chunk: ChunkEvent): boolean {
+    if (!this.grant.extensions.has('binary_frames')) return this.send(chunk.event, streamEventPayload(chunk));
+    const ws = this.ws;
+    if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
+    this.corkForTurn(ws);
+    ws.send(encodeBinaryChunk(chunk));
+    return true;
+  }
+
   private sendRef(event: string, payload: object, ref: string): boolean {
     const ws = this.ws;
     if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
@@ -205,7 +217,8 @@ export class TunnelChannel implements ChannelSender {
   }
 
   private receive(data: Buffer, isBinary: boolean): void {
-    const frame = isBinary ? undefined : decodeTunnelFrame(data.toString('utf8'));
+    if (isBinary) return this.receiveChunk(data);
+    const frame = decodeTunnelFrame(data.toString('utf8'));
     if (frame === undefined) return void this.opts.logger.debug('ignored a frame that is not a Phoenix V2 message');
     if (frame.event === 'phx_reply') {
       const pending = frame.ref === null ? undefined : this.replies.get(frame.ref);
@@ -222,6 +235,13 @@ export class TunnelChannel implements ChannelSender {
       return;
     }
     if (this.phase === 'live') this.opts.onPush(push);
+  }
+
+  /** A request body chunk in a binary message (`binary_frames`). ws gives each message a buffer of its own, so `data` may be kept. */
+  private receiveChunk(data: Buffer): void {
+    const chunk = this.grant.extensions.has('binary_frames') ? decodeBinaryChunk(data) : undefined;
+    if (chunk?.event !== 'proxy_req_chunk') return void this.opts.logger.debug('ignored a binary message that is not a request body chunk');
+    if (this.phase === 'live') this.opts.onPush({ ...chunk, event: chunk.event });
   }
 
   private startHeartbeat(): void {

@@ -77,7 +77,7 @@ export async function sendStreamed(channel: ChannelSender, requestId: string, re
     for (let offset = 0; offset < chunk.length; ) {
       const n = await credit(control, Math.min(CHUNK_MAX_BYTES, chunk.length - offset));
       const data = chunk.subarray(offset, offset + n);
-      channel.send('proxy_res_chunk', streamEventPayload({ event: 'proxy_res_chunk', requestId, seq: seq++, data }));
+      channel.sendChunk({ event: 'proxy_res_chunk', requestId, seq: seq++, data });
       offset += n;
     }
   }

@@ -10,14 +10,16 @@
 // `binary_body`: the same, base64. `stream`: a body over the threshold (or of
 // unknown length) streams down as it comes, within the sidecar's credit; the
 // response streams up within ours, and a cancel reaches the sidecar.
-import type { Payload, ProxyRequest, ProxyResponse } from '../protocol/tunnel-frames';
-import type { StreamEvent } from '../protocol/tunnel-stream-frames';
+import type { ProxyRequest, ProxyResponse } from '../protocol/tunnel-frames';
+import type { ChunkEvent, StreamEvent } from '../protocol/tunnel-stream-frames';
 import { chunksOf, WINDOW_BYTES, type RelayFailure, type RelayHead, type RequestStream, type ResponseSink } from './exchange';
 import { relayedResponseHeaders } from './public-request';
 
 /** What a request needs of its sidecar's socket. */
 export interface SidecarChannel {
-  push(event: string, payload: Payload): void;
+  push(event: string, payload: object): void;
+  /** A body chunk, in a binary message when the sidecar was granted `binary_frames`, else as JSON. */
+  pushChunk(chunk: ChunkEvent): void;
   sendProxyRequest(request: ProxyRequest): void;
   readonly binaryBody: boolean;
   readonly stream: boolean;
@@ -66,7 +68,7 @@ export class SidecarRequest implements RequestStream {
       this.gathered.push(chunk);
       return this.sink.bodyCredit(chunk.length);
     }
-    for (const piece of chunksOf(chunk)) this.channel.push('proxy_req_chunk', { request_id: this.id, seq: this.bodySeq++, data: piece.toString('base64') });
+    for (const piece of chunksOf(chunk)) this.channel.pushChunk({ event: 'proxy_req_chunk', requestId: this.id, seq: this.bodySeq++, data: piece });
   }
 
   bodyEnd(): void {

@@ -16,7 +16,7 @@ import type { Config } from '../config/load';
 import { CLOSE, type Close } from '../errors/codes';
 import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
-import { decodeStreamEvent, STREAM_EVENTS } from '../protocol/tunnel-stream-frames';
+import { decodeBinaryChunk, decodeStreamEvent, encodeBinaryChunk, STREAM_EVENTS, streamEventPayload, type ChunkEvent } from '../protocol/tunnel-stream-frames';
 import {
   channelTopic,
   decodeProxyResponse,
@@ -28,7 +28,6 @@ import {
   heartbeatTs,
   requestedExtensions,
   type Extension,
-  type Payload,
   type ProxyRequest,
   type TunnelFrame,
 } from '../protocol/tunnel-frames';
@@ -37,7 +36,7 @@ import type { TunnelDirectory } from './directory';
 import type { RelayHead, RequestStream, ResponseSink, WsCheckResult, WsHead, WsSink, WsStream } from './exchange';
 import { SidecarRequest, type SidecarChannel } from './sidecar-request';
 import { SidecarWebSockets, WS_EVENTS } from './sidecar-websockets';
-import type { Connection } from '../transport/connection';
+import type { ByteConnection } from '../transport/connection';
 import type { WsHandler } from '../transport/http-types';
 import type { Drainable } from '../session/drain';
 
@@ -62,8 +61,15 @@ const utf8 = new TextDecoder('utf-8');
 /** How long a drained sidecar's socket is kept for its replacement to join on another node, at most. */
 const HANDOVER_GRACE_MS = 10_000;
 const HANDOVER_POLL_MS = 100;
-/** The extensions this node grants (docs/tunnel-extensions.md); `stream` only with `binary_body`. */
-const GRANTED: readonly Extension[] = ['binary_body', 'stream'];
+/** The extensions this node grants (docs/tunnel-extensions.md), each only with the one it builds on. */
+const GRANTED: readonly Extension[] = ['binary_body', 'stream', 'binary_frames'];
+const BUILDS_ON: Partial<Record<Extension, Extension>> = { stream: 'binary_body', binary_frames: 'stream' };
+
+/** Of the extensions a join asks for, those granted: known here, and asked together with what each builds on. */
+function grantedOf(asked: readonly Extension[]): Extension[] {
+  const granted = (e: Extension): boolean => GRANTED.includes(e) && asked.includes(e) && (BUILDS_ON[e] === undefined || granted(BUILDS_ON[e]));
+  return asked.filter(granted);
+}
 
 export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
   private phase: 'connected' | 'joining' | 'joined' | 'draining' | 'closed' = 'connected';
@@ -86,7 +92,7 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
 
   constructor(
     private readonly deps: SidecarDeps,
-    private readonly conn: Connection,
+    private readonly conn: ByteConnection,
     private readonly claims: TunnelClaims,
   ) {
     this.topic = channelTopic(claims.pathId);
@@ -118,6 +124,10 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
 
   get stream(): boolean {
     return this.extensions.includes('stream');
+  }
+
+  private get binaryFrames(): boolean {
+    return this.extensions.includes('binary_frames');
   }
 
   open(): void {
@@ -163,8 +173,13 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
     this.conn.send(encodeProxyRequest(this.currentJoinRef, this.claims.pathId, request));
   }
 
-  push(event: string, payload: Payload): void {
+  push(event: string, payload: object): void {
     this.conn.send(encodePush(this.currentJoinRef, this.claims.pathId, event, payload));
+  }
+
+  pushChunk(chunk: ChunkEvent): void {
+    if (this.binaryFrames) this.conn.sendBytes(encodeBinaryChunk(chunk), true);
+    else this.push(chunk.event, streamEventPayload(chunk));
   }
 
   finished(request: SidecarRequest): void {
@@ -175,7 +190,8 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
   // ── the socket ─────────────────────────────────────────────────────────
 
   onMessage(data: ArrayBuffer, isBinary: boolean): void {
-    const frame = isBinary ? undefined : decodeTunnelFrame(utf8.decode(data));
+    if (isBinary) return this.onBinary(data);
+    const frame = decodeTunnelFrame(utf8.decode(data));
     if (frame === undefined) return void this.log.debug('ignored a frame that is not a Phoenix V2 message');
     if (frame.topic === 'phoenix') {
       // The socket-level heartbeat: answered, and it keeps the socket alive like a channel heartbeat.
@@ -201,6 +217,13 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
         }
         return void this.log.debug({ event: frame.event.slice(0, 32) }, 'ignored a sidecar event this node does not handle');
     }
+  }
+
+  /** A chunk in a binary message (`binary_frames`); uWS lends `data` for this call only, so the data is copied. */
+  private onBinary(data: ArrayBuffer): void {
+    const chunk = this.binaryFrames ? decodeBinaryChunk(new Uint8Array(data)) : undefined;
+    if (chunk === undefined) return void this.log.debug('ignored a binary message that is not a chunk');
+    this.requests.get(chunk.requestId)?.onStreamEvent({ ...chunk, data: Buffer.from(chunk.data) });
   }
 
   onClose(): void {
@@ -261,7 +284,7 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
       return this.conn.send(encodeReply(frame.joinRef, frame.ref, frame.topic, 'error', { reason: 'path_id_mismatch' }));
     // A Telephone join ({}) gets exactly the baseline reply; a join that asks gets the list of those granted.
     const asked = Array.isArray(frame.payload.extensions) ? requestedExtensions(frame.payload) : undefined;
-    const granted = asked?.filter((e) => GRANTED.includes(e) && (e !== 'stream' || asked.includes('binary_body')));
+    const granted = asked === undefined ? undefined : grantedOf(asked);
     const reply = () => this.conn.send(encodeJoinReply(frame.ref, this.claims.pathId, this.expiresIn(), granted));
     if (this.phase !== 'connected') return reply(); // a repeated join: same answer, nothing new to register
     this.phase = 'joining';

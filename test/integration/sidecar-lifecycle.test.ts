@@ -25,7 +25,7 @@ test('joins telephone:<path_id> asking for binary_body and stream, and works wit
   const { raw } = await startSidecar(t, server, backend.url, { token });
   const socket = await server.joined(0);
   const join = socket.frames.find((f) => f.event === 'phx_join');
-  assert.deepEqual(join, { joinRef: join?.ref, ref: join?.ref, topic: `telephone:${PATH_ID}`, event: 'phx_join', payload: { extensions: ['binary_body', 'stream'] } });
+  assert.deepEqual(join, { joinRef: join?.ref, ref: join?.ref, topic: `telephone:${PATH_ID}`, event: 'phx_join', payload: { extensions: ['binary_body', 'stream', 'binary_frames'] } });
   assert.deepEqual(server.tokensSeen, [token]);
   assert.deepEqual(socket.granted, []);
 

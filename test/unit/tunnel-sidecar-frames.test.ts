@@ -28,7 +28,15 @@ import {
   wsConnectedPayload,
   wsFramePayload,
 } from '../../src/protocol/tunnel-sidecar-frames';
-import { decodeStreamEvent, headerObject, streamEventPayload, type StreamEvent } from '../../src/protocol/tunnel-stream-frames';
+import {
+  decodeBinaryChunk,
+  decodeStreamEvent,
+  encodeBinaryChunk,
+  headerObject,
+  streamEventPayload,
+  type ChunkEvent,
+  type StreamEvent,
+} from '../../src/protocol/tunnel-stream-frames';
 
 const ID = '550e8400-e29b-41d4-a716-446655440000';
 const topic = `telephone:${ID}`;
@@ -146,6 +154,30 @@ test('stream events encode and decode both ways', () => {
   assert.deepEqual(decodeServerPush('proxy_credit', { request_id: REQ, bytes: 10 }), { event: 'proxy_credit', requestId: REQ, bytes: 10 });
   assert.equal(decodeServerPush('proxy_res_end', { request_id: REQ }), undefined);
   assert.deepEqual(headerObject([['A', '1'], ['A', '2'], ['b', '3']]), Object.assign(Object.create(null) as object, { A: '1, 2', b: '3' }));
+});
+
+test('binary_frames: a chunk is one binary message with kind, seq and request_id before the raw bytes', () => {
+  const chunk: ChunkEvent = { event: 'proxy_res_chunk', requestId: 'r1', seq: 258, data: Buffer.from([0xff, 0, 7]) };
+  const frame = encodeBinaryChunk(chunk);
+  assert.deepEqual([...frame], [2, 0, 0, 1, 2, 2, 0x72, 0x31, 0xff, 0, 7]);
+  assert.deepEqual(decodeBinaryChunk(frame), chunk);
+  const empty: ChunkEvent = { event: 'proxy_req_chunk', requestId: REQ, seq: 0, data: Buffer.alloc(0) };
+  assert.deepEqual(decodeBinaryChunk(encodeBinaryChunk(empty)), empty);
+  // A view into a larger buffer (how ws and uWS hand messages over) decodes the same.
+  const inside = Buffer.concat([Buffer.from('xx'), frame]).subarray(2);
+  assert.deepEqual(decodeBinaryChunk(inside), chunk);
+  for (const bad of [
+    [],
+    [2, 0, 0, 0, 0, 0], // no request_id
+    [3, 0, 0, 0, 0, 1, 0x61], // unknown kind
+    [0, 0, 0, 0, 0, 1, 0x61],
+    [2, 0, 0, 0, 0, 5, 0x61], // request_id longer than the message
+  ])
+    assert.equal(decodeBinaryChunk(Uint8Array.from(bad)), undefined, JSON.stringify(bad));
+  const tooBig = encodeBinaryChunk({ ...chunk, data: Buffer.alloc(64 * 1024 + 1) });
+  assert.equal(decodeBinaryChunk(tooBig), undefined, 'over CHUNK_MAX_BYTES');
+  assert.throws(() => encodeBinaryChunk({ ...chunk, requestId: '' }), RangeError);
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 80 }), (bytes) => void decodeBinaryChunk(bytes)));
 });
 
 test('join and refresh replies: granted extensions, stream only with binary_body', () => {
