@@ -7,7 +7,10 @@
 // SMALL_BODY_BYTES. Everything else streams, since its length is unknown
 // (chunked, server-sent events) or large: the first bytes go up as soon as
 // the back end sends them, and memory stays bounded by the credit window.
-import type { Readable } from 'node:stream';
+//
+// The writers are fed by the exchange (exchange.ts) as undici hands it the
+// body; they never wait themselves: a streamed response that is out of credit
+// says so, and the exchange pauses the back end until the next grant.
 import { CHUNK_MAX_BYTES } from '../protocol/tunnel-stream-frames';
 import { proxyResponsePayload } from '../protocol/tunnel-sidecar-frames';
 import { streamEventPayload } from '../protocol/tunnel-stream-frames';
@@ -19,11 +22,10 @@ export const SMALL_BODY_BYTES = 64 * 1024;
 /** The most a whole (baseline) response may hold: the server's MAX_RESPONSE_BYTES default. */
 export const MAX_WHOLE_BODY_BYTES = 100 * 1024 * 1024;
 
-export interface BackendResponse {
+export interface ResponseHead {
   status: number;
   /** Already filtered for the tunnel (headers.ts). */
   headers: Record<string, string>;
-  body: Readable;
   /** The Content-Length the back end announced, if any. */
   contentLength: number | undefined;
 }
@@ -36,60 +38,107 @@ export class TooLargeError extends Error {
   }
 }
 
-export function shouldStream(channel: ChannelSender, method: string, res: BackendResponse): boolean {
+export function shouldStream(channel: ChannelSender, method: string, res: ResponseHead): boolean {
   if (!channel.extensions.has('stream')) return false;
   const bodiless = method === 'HEAD' || res.status === 204 || res.status === 304 || res.status < 200;
   return !bodiless && !(res.contentLength !== undefined && res.contentLength <= SMALL_BODY_BYTES);
 }
 
-/** Reads the whole body and sends it as one proxy_res: base64 with binary_body, else as UTF-8 text (the baseline's limit). */
-export async function sendWhole(channel: ChannelSender, requestId: string, res: BackendResponse): Promise<void> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > MAX_WHOLE_BODY_BYTES) {
-      res.body.destroy();
-      throw new TooLargeError();
-    }
-    chunks.push(chunk);
+/** A body gathered in memory and sent as one proxy_res: base64 with binary_body, else as UTF-8 text (the baseline's limit). */
+export class WholeResponse {
+  private readonly chunks: Buffer[] = [];
+  private total = 0;
+
+  constructor(private readonly head: ResponseHead) {}
+
+  /** Keeps a chunk; false once the body passes MAX_WHOLE_BODY_BYTES (the chunk is not kept). */
+  add(chunk: Buffer): boolean {
+    this.total += chunk.length;
+    if (this.total > MAX_WHOLE_BODY_BYTES) return false;
+    this.chunks.push(chunk);
+    return true;
   }
-  const bytes = Buffer.concat(chunks, total);
-  const base64 = channel.extensions.has('binary_body');
-  channel.send('proxy_res', proxyResponsePayload({ requestId, status: res.status, headers: res.headers, body: bytes.toString(base64 ? 'base64' : 'utf8'), base64 }));
-}
 
-export interface StreamControl {
-  window: SendWindow;
-  signal: AbortSignal;
-  /** Resolves at the next credit grant or cancel. */
-  creditOrCancel(): Promise<void>;
-  /** Called once proxy_res_start is on the wire: from then on a failure is a proxy_res_error. */
-  started(): void;
-}
-
-/** Streams the body: never more data on the wire than the credit window allows, chunks of at most CHUNK_MAX_BYTES. */
-export async function sendStreamed(channel: ChannelSender, requestId: string, res: BackendResponse, control: StreamControl): Promise<void> {
-  channel.send('proxy_res_start', streamEventPayload({ event: 'proxy_res_start', requestId, status: res.status, headers: Object.entries(res.headers) }));
-  control.started();
-  let seq = 0;
-  for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    for (let offset = 0; offset < chunk.length; ) {
-      const n = await credit(control, Math.min(CHUNK_MAX_BYTES, chunk.length - offset));
-      const data = chunk.subarray(offset, offset + n);
-      channel.sendChunk({ event: 'proxy_res_chunk', requestId, seq: seq++, data });
-      offset += n;
-    }
+  send(channel: ChannelSender, requestId: string): void {
+    // A small body is usually one chunk: no copy for it.
+    const bytes = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.total);
+    const base64 = channel.extensions.has('binary_body');
+    const { status, headers } = this.head;
+    channel.send('proxy_res', proxyResponsePayload({ requestId, status, headers, body: bytes.toString(base64 ? 'base64' : 'utf8'), base64 }));
   }
-  channel.send('proxy_res_end', streamEventPayload({ event: 'proxy_res_end', requestId }));
 }
 
-/** Claims up to `max` bytes of credit, waiting for a grant while the window is closed. */
-async function credit(control: StreamControl, max: number): Promise<number> {
-  for (;;) {
-    control.signal.throwIfAborted();
-    const n = control.window.take(max);
-    if (n > 0) return n;
-    await control.creditOrCancel();
+/**
+ * A streamed body: never more data on the wire than the credit window allows, chunks of at most
+ * CHUNK_MAX_BYTES. What the window does not allow yet waits here (the caller then pauses the back
+ * end, so this holds at most about one socket read); what waited goes up merged, as the chunks a
+ * stream reader would have been handed.
+ */
+export class StreamedResponse {
+  private readonly queue: Buffer[] = [];
+  private queued = 0;
+  private seq = 0;
+  private ended = false;
+  private endSent = false;
+
+  constructor(
+    private readonly channel: ChannelSender,
+    private readonly requestId: string,
+    private readonly window: SendWindow,
+  ) {}
+
+  /** Sends proxy_res_start: from then on a failure is a proxy_res_error. */
+  start(head: ResponseHead): void {
+    const { requestId, channel } = this;
+    channel.send('proxy_res_start', streamEventPayload({ event: 'proxy_res_start', requestId, status: head.status, headers: Object.entries(head.headers) }));
+  }
+
+  /** Queues a chunk and sends what the window allows; false when some of it waits for credit. */
+  write(chunk: Buffer): boolean {
+    if (chunk.length > 0) {
+      this.queue.push(chunk);
+      this.queued += chunk.length;
+    }
+    return this.flush();
+  }
+
+  /** The back end's body is complete; true once proxy_res_end is on the wire (false: data still waits for credit). */
+  end(): boolean {
+    this.ended = true;
+    return this.flush();
+  }
+
+  /** Sends what the window allows (after a grant); true when nothing waits any more. */
+  flush(): boolean {
+    while (this.queued > 0) {
+      const n = this.window.take(Math.min(CHUNK_MAX_BYTES, this.queued));
+      if (n === 0) return false;
+      const { requestId } = this;
+      this.channel.sendChunk({ event: 'proxy_res_chunk', requestId, seq: this.seq++, data: this.dequeue(n) });
+    }
+    if (this.ended && !this.endSent) {
+      this.endSent = true;
+      this.channel.send('proxy_res_end', streamEventPayload({ event: 'proxy_res_end', requestId: this.requestId }));
+    }
+    return true;
+  }
+
+  /** The next `n` queued bytes (n ≤ queued). */
+  private dequeue(n: number): Buffer {
+    this.queued -= n;
+    const parts: Buffer[] = [];
+    for (let need = n; need > 0; ) {
+      const head = this.queue[0] as Buffer;
+      if (head.length <= need) {
+        this.queue.shift();
+        parts.push(head);
+        need -= head.length;
+      } else {
+        this.queue[0] = head.subarray(need);
+        parts.push(head.subarray(0, need));
+        need = 0;
+      }
+    }
+    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, n);
   }
 }
