@@ -197,6 +197,9 @@ export class Sidecar {
   }
 
   private dispatch(link: Link, push: ServerPush): void {
+    // A link being retired has told the server it is done (its close is on the wire): a request or
+    // WebSocket that crossed that close is not started, and the server sends it to another socket.
+    if ((link.state === 'retiring' || link.state === 'gone') && (push.event === 'proxy_req' || push.event === 'ws_check' || push.event === 'ws_connect')) return;
     switch (push.event) {
       case 'proxy_req':
       case 'proxy_req_chunk':

@@ -137,9 +137,14 @@ export class SidecarRequest implements RequestStream {
     }
   }
 
-  /** The sidecar's socket closed with this request in flight. */
-  onSidecarGone(): void {
-    if (this.phase !== 'done') this.fail('tunnel_disconnected');
+  /**
+   * The sidecar's socket closed with this request in flight. `handedOver`: the sidecar closed a
+   * drained socket and started nothing more on it, so a request without any answer yet was never
+   * seen there and fails as `gone` (the public side sends it to another sidecar).
+   */
+  onSidecarGone(handedOver = false): void {
+    if (this.phase === 'done') return;
+    this.fail(handedOver && (this.phase === 'sending' || this.phase === 'waiting') ? 'gone' : 'tunnel_disconnected');
   }
 
   private sendHead(body: string, streamed: boolean): void {

@@ -226,8 +226,13 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
     this.requests.get(chunk.requestId)?.onStreamEvent({ ...chunk, data: Buffer.from(chunk.data) });
   }
 
-  onClose(): void {
+  onClose(code: number): void {
     if (this.phase === 'closed') return;
+    // A sidecar told to drain closes the old socket itself, with 1000, once nothing is in flight on
+    // it, and starts nothing that reaches it after that (docs/tunnel-extensions.md, Drain): what
+    // this node sent it and has no answer for crossed that close unseen, and may go elsewhere.
+    // The Telephone client is never told (it gets no `draining`), so its close promises nothing.
+    const handedOver = this.phase === 'draining' && this.extensions.length > 0 && code === 1000;
     if (this.isJoined) {
       this.deps.metrics.tunnelsActive.dec();
       this.deps.directory.remove(this);
@@ -236,9 +241,9 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
     clearTimeout(this.heartbeatTimer);
     this.deps.sidecars.delete(this);
     // Whatever was in flight fails now (502 tunnel_disconnected), never hangs.
-    for (const request of [...this.requests.values()]) request.onSidecarGone();
+    for (const request of [...this.requests.values()]) request.onSidecarGone(handedOver);
     this.requests.clear();
-    this.websockets.gone();
+    this.websockets.gone(handedOver);
   }
 
   /**

@@ -71,8 +71,9 @@ export class SidecarWebSockets {
   }
 
   /** The sidecar's socket closed: checks fail, relayed connections close (1001). */
-  gone(): void {
-    for (const id of [...this.checks.keys()]) this.settle(id, { ok: false, failure: 'tunnel_disconnected' });
+  /** The socket closed; `handedOver` as for SidecarRequest.onSidecarGone: unanswered pre-flights may go elsewhere. */
+  gone(handedOver = false): void {
+    for (const id of [...this.checks.keys()]) this.settle(id, { ok: false, failure: handedOver ? 'gone' : 'tunnel_disconnected' });
     const sinks = [...this.sockets.values()];
     this.sockets.clear();
     for (const sink of sinks) sink.failed('tunnel_disconnected');

@@ -8,6 +8,7 @@ import jwt from 'jsonwebtoken';
 import WebSocket from 'ws';
 import { startBackend } from '../helpers/backend';
 import { eventually } from '../helpers/eventually';
+import { HandSidecar } from '../helpers/hand-sidecar';
 import { http } from '../helpers/http';
 import { startTestNode, TEST_SECRET } from '../helpers/node';
 import { startOwnSidecar } from '../helpers/own-sidecar';
@@ -34,10 +35,14 @@ test('a draining node hands its sidecar to another node with no request lost (ma
   assert.deepEqual([await tunnels(a.port), await tunnels(b.port)], [1, 0]);
 
   // Public traffic on B all along (routed to the sidecar on A, then to its successor), and one slow request in flight on A's socket.
-  const results: number[] = [];
+  // Each answer as `status` (and its body when it is not 200, so a failure says which error).
+  const results: string[] = [];
   let running = true;
   const traffic = (async () => {
-    while (running) results.push((await http(b.port, 'GET', `/call/${PATH}/echo`)).status);
+    while (running) {
+      const { status, body } = await http(b.port, 'GET', `/call/${PATH}/echo`);
+      results.push(status === 200 ? '200' : `${status} ${body.slice(0, 200)}`);
+    }
   })();
   const slow = http(b.port, 'GET', `/call/${PATH}/slow?ms=800`);
   await eventually(() => assert.ok(results.length >= 20));
@@ -49,9 +54,40 @@ test('a draining node hands its sidecar to another node with no request lost (ma
   running = false;
   await traffic;
   assert.equal((await slow).status, 200, 'the request in flight on the old socket finished there');
-  const failed = results.filter((status) => status !== 200);
+  const failed = results.filter((answer) => answer !== '200');
   t.diagnostic(`${results.length} requests across the drain, ${failed.length} failed`);
   assert.deepEqual(failed, []);
+});
+
+test('a request that crosses a drained sidecar\'s close (1000, nothing in flight) goes to its replacement, not to a 502', async (t) => {
+  const redis = await startRedis(t);
+  // A drain with a spread tells sidecars first (with DRAIN_SPREAD_MS=0 everything closes 1001 at once).
+  const env = { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix, DRAIN_SPREAD_MS: '500', SHUTDOWN_TIMEOUT_MS: '10000' };
+  const a = await startTestNode(t, env);
+  const b = await startTestNode(t, env);
+  const extensions = ['binary_body', 'stream'];
+  const { sidecar: old } = await HandSidecar.join(t, a, PATH, extensions);
+  await eventually(async () => assert.equal((await tunnels(a.port)), 1));
+
+  // One request held on the old socket keeps node A's drain waiting; the node tells the sidecar.
+  const held = http(b.port, 'GET', `/call/${PATH}/held`);
+  const heldId = (await old.next('proxy_req'))[4].request_id as string;
+  const shutdown = a.shutdown();
+  await old.next('draining');
+  // A second request reaches the old socket while its replacement connects elsewhere…
+  const crossing = http(b.port, 'GET', `/call/${PATH}/crossing`);
+  await old.next('proxy_req');
+  const { sidecar: replacement } = await HandSidecar.join(t, b, PATH, extensions);
+  // …and the sidecar, done with what it had started, closes the old socket as one that never saw it.
+  old.respond(heldId, 200, 'held');
+  old.ws.close(1000, 'replaced');
+  const moved = (await replacement.next('proxy_req'))[4];
+  assert.equal(moved.path, '/crossing');
+  replacement.respond(moved.request_id as string, 200, 'from the replacement');
+
+  assert.deepEqual([(await held).status, (await held).body], [200, 'held']);
+  assert.deepEqual([(await crossing).status, (await crossing).body], [200, 'from the replacement']);
+  await shutdown;
 });
 
 test('a node killed with -9: its in-flight requests get 502 and its sidecars stop being routed to within PRESENCE_TTL_MS', async (t) => {
