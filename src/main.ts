@@ -12,6 +12,7 @@ import { MemoryBus } from './bus/memory-bus';
 import { RedisBus } from './bus/redis-bus';
 import { connectRedis, hasRedis } from './bus/redis-clients';
 import type { Config } from './config/load';
+import { tlsFiles } from './config/tls';
 import { CLOSE } from './errors/codes';
 import { adminRoutes } from './http/admin-api';
 import { clientIpResolver, forwardingPeer } from './http/client-ip';
@@ -103,8 +104,10 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   await router.start();
   await health.start();
 
+  const tls = tlsFiles(config);
   const server = new UwsServer({
     logger,
+    tls,
     onSlowConsumer: () => metrics.slowConsumerCloses.inc(),
     isVirtualHost: (host) => isTunnelHost(host, config.TUNNEL_DOMAIN),
   });
@@ -147,7 +150,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     logger,
     metrics,
     directory,
-    forwarding: forwardingPeer(config.TRUSTED_PROXIES),
+    forwarding: forwardingPeer(config.TRUSTED_PROXIES, tls !== undefined),
     access: publicAccess({ config, verifier, limiter, limits: connectionLimits, clientIp: clientIpResolver(config.TRUSTED_PROXIES), metrics }),
   };
   const publicSockets = new Set<Drainable>();
@@ -158,10 +161,11 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   let metricsServer: UwsServer | undefined;
   let metricsPort: number | undefined;
   if (config.METRICS_PORT !== 0) {
+    // Plain HTTP even with TLS on PORT: a scrape port for the internal network (docs/operations.md, TLS).
     metricsServer = new UwsServer({ logger }).route(metricsRoute).fallback(() => errorReply('not_found', 'no such endpoint'));
     metricsPort = await metricsServer.listen(config.HOST, config.METRICS_PORT);
   }
-  logger.info({ node: config.nodeId, port, metricsPort, bus: bus.kind, version: config.version }, 'switchboard listening');
+  logger.info({ node: config.nodeId, port, tls: tls !== undefined, metricsPort, bus: bus.kind, version: config.version }, 'switchboard listening');
 
   let stopping: Promise<void> | undefined;
   const stop = async (spreadMs: number) => {

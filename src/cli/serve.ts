@@ -2,6 +2,7 @@
 // turn SIGTERM/SIGINT into a graceful drain (SPEC §6.3) and exit 0.
 import { signerFromConfig } from '../auth/token-signer';
 import { ConfigError, loadConfig, type Config } from '../config/load';
+import { tlsFiles } from '../config/tls';
 import { createLogger, type Logger } from '../log/logger';
 import { startNode, type RunningNode } from '../main';
 import { parseEnvFlags } from './env-flags';
@@ -31,7 +32,9 @@ export async function serveCommand(args: string[]): Promise<number> {
 function printDevTokens(config: Config, port: number): void {
   const signer = signerFromConfig(config);
   if (signer === undefined) return;
-  const base = `http://localhost:${port}`;
+  const secure = tlsFiles(config) !== undefined;
+  const base = `${secure ? 'https' : 'http'}://localhost:${port}`;
+  const wsBase = `${secure ? 'wss' : 'ws'}://localhost:${port}`;
   const alice = signer.signApp({ user: 'alice', device: 'alice-laptop', ttlS: DEV_TOKEN_TTL_S });
   const bob = signer.signApp({ user: 'bob', device: 'bob-phone', ttlS: DEV_TOKEN_TTL_S });
   const admin = signer.signApp({ user: 'dev-admin', roles: ['admin'], ttlS: DEV_TOKEN_TTL_S });
@@ -42,9 +45,9 @@ function printDevTokens(config: Config, port: number): void {
       'Switchboard dev mode: in-memory bus, generated secret (tokens below die with this process).',
       `  demo page, tab 1 (alice):  ${base}/?token=${alice}`,
       `  demo page, tab 2 (bob):    ${base}/?token=${bob}`,
-      `  WebSocket:                 ws://localhost:${port}/ws?token=<token>`,
+      `  WebSocket:                 ${wsBase}/ws?token=<token>`,
       `  admin token (/v1/publish): ${admin}`,
-      `  tunnel (path_id demo):     switchboard tunnel --server ws://localhost:${port} --token ${tunnel} --to http://127.0.0.1:3000`,
+      `  tunnel (path_id demo):     switchboard tunnel --server ${wsBase} --token ${tunnel} --to http://127.0.0.1:3000`,
       `                             then ${base}/call/demo/ reaches http://127.0.0.1:3000/`,
       '',
       '',

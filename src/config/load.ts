@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { NOT_NAME_CHAR } from '../protocol/names';
 import { envSchema, SECRET_VARIABLES, type Env } from './schema';
+import { tlsProblems } from './tls';
 
 export type Config = Readonly<
   Env & {
@@ -85,6 +86,7 @@ function crossFieldProblems(env: Env): string[] {
   }
   if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT && env.PORT !== 0)
     problems.push(`METRICS_PORT: must differ from PORT (${env.PORT})`);
+  problems.push(...tlsProblems(env));
   return problems;
 }
 

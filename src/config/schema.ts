@@ -66,6 +66,11 @@ export const envSchema = z.object({
   METRICS_PORT: int(0, 0, 65535),
   DEMO: bool(false),
 
+  // TLS on PORT (HTTPS and WSS): both files or neither; METRICS_PORT stays plain HTTP.
+  TLS_CERT_FILE: optionalString,
+  TLS_KEY_FILE: optionalString,
+  TLS_KEY_PASSPHRASE: optionalString,
+
   // Authentication (SPEC §2). Exactly one key source is required outside dev mode.
   JWT_SECRET: optionalString,
   JWT_PUBLIC_KEY: optionalString,
@@ -136,7 +141,7 @@ export const envSchema = z.object({
 export type Env = z.output<typeof envSchema>;
 
 /** Variables whose values never appear in output (check-config, logs). */
-export const SECRET_VARIABLES: ReadonlySet<string> = new Set(['JWT_SECRET', 'JWT_PRIVATE_KEY', 'REDIS_URL', 'REDIS_PASSWORD']);
+export const SECRET_VARIABLES: ReadonlySet<string> = new Set(['JWT_SECRET', 'JWT_PRIVATE_KEY', 'REDIS_URL', 'REDIS_PASSWORD', 'TLS_KEY_PASSPHRASE']);
 
 /** Documentation shown by `check-config --help` and kept in step with README by a test. */
 export const ENV_NAMES = Object.keys(envSchema.shape) as (keyof Env)[];

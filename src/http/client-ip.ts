@@ -20,15 +20,26 @@ export function clientIpResolver(trustedProxies: readonly string[]): ClientIpRes
   };
 }
 
+export interface ForwardingPeer {
+  peerIp: string;
+  viaTrustedProxy: boolean;
+  /** The client's scheme: a trusted proxy's X-Forwarded-Proto, else this listener's own (https with TLS_CERT_FILE). */
+  proto: 'http' | 'https';
+}
+
 /**
- * What X-Forwarded-For needs of a request (tunnel relay): the peer's address, and whether the peer
- * is a trusted proxy (then the header it sent is kept and extended, not replaced).
+ * What X-Forwarded-For/-Proto need of a request (tunnel relay): the peer's address, whether the
+ * peer is a trusted proxy (then the header it sent is kept and extended, not replaced), and the
+ * scheme the client used.
  */
-export function forwardingPeer(trustedProxies: readonly string[]): (request: RequestInfo) => { peerIp: string; viaTrustedProxy: boolean } {
+export function forwardingPeer(trustedProxies: readonly string[], listenerTls: boolean): (request: RequestInfo) => ForwardingPeer {
   const trust = trustedProxies.length === 0 ? () => false : proxyaddr.compile([...trustedProxies]);
+  const own = listenerTls ? 'https' : 'http';
   return (request) => {
     const peerIp = normalise(request.peerAddress);
-    return { peerIp, viaTrustedProxy: trust(peerIp, 0) };
+    const viaTrustedProxy = trust(peerIp, 0);
+    if (!viaTrustedProxy) return { peerIp, viaTrustedProxy, proto: own };
+    return { peerIp, viaTrustedProxy, proto: request.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http' };
   };
 }
 

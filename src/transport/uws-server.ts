@@ -154,8 +154,28 @@ class UwsConnection implements ByteConnection {
   }
 }
 
+/** TLS for the listener: uWS's SSLApp reads the PEM files itself (checked beforehand by config/tls.ts). */
+export interface ListenerTls {
+  certFile: string;
+  keyFile: string;
+  passphrase?: string;
+}
+
+/** uWS throws a bare "App construction failed" when OpenSSL refuses the files; say which files. */
+function sslApp(tls: ListenerTls): uWS.TemplatedApp {
+  const options: uWS.AppOptions = { cert_file_name: tls.certFile, key_file_name: tls.keyFile };
+  if (tls.passphrase !== undefined) options.passphrase = tls.passphrase;
+  try {
+    return uWS.SSLApp(options);
+  } catch (error) {
+    throw new Error(`TLS: uWebSockets.js could not load the certificate ${tls.certFile} and key ${tls.keyFile}`, { cause: error });
+  }
+}
+
 export interface UwsServerOptions {
   logger: Logger;
+  /** Set: the listener speaks HTTPS and WSS only (SSLApp); unset: plain HTTP and WS (App). */
+  tls?: ListenerTls;
   onSlowConsumer?: () => void;
   /**
    * Hosts that belong to the catch-all routes whatever their path (tunnel subdomains,
@@ -166,7 +186,7 @@ export interface UwsServerOptions {
 }
 
 export class UwsServer {
-  private readonly app = uWS.App();
+  private readonly app: uWS.TemplatedApp;
   private listenSocket: uWS.us_listen_socket | undefined;
   private readonly logger: Logger;
   private readonly onSlowConsumer: () => void;
@@ -174,6 +194,7 @@ export class UwsServer {
   private readonly isVirtualHost: (host: string) => boolean;
 
   constructor(options: UwsServerOptions) {
+    this.app = options.tls === undefined ? uWS.App() : sslApp(options.tls);
     this.logger = options.logger;
     this.onSlowConsumer = options.onSlowConsumer ?? (() => undefined);
     this.isVirtualHost = options.isVirtualHost ?? (() => false);

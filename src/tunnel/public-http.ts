@@ -14,6 +14,7 @@
 // start, and between its chunks (not while the client is the slow one).
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/load';
+import type { ForwardingPeer } from '../http/client-ip';
 import { audit } from '../log/audit';
 import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
@@ -30,8 +31,8 @@ export interface PublicHttpDeps {
   logger: Logger;
   metrics: Metrics;
   directory: TunnelDirectory;
-  /** The peer's address and whether it is a trusted proxy (http/client-ip.ts). */
-  forwarding: (request: RequestInfo) => { peerIp: string; viaTrustedProxy: boolean };
+  /** The peer's address, whether it is a trusted proxy, and the client's scheme (http/client-ip.ts). */
+  forwarding: (request: RequestInfo) => ForwardingPeer;
   /** This node's public requests in flight (a drain lets them finish, SPEC §6.3). */
   activity: { requests: number };
   /** TUNNEL_PUBLIC_AUTH and the public rate limits; read synchronously what it needs of the request. */
@@ -98,8 +99,7 @@ class PublicRequest implements ResponseSink {
     if (bodyLength !== undefined && !(bodyLength <= config.MAX_REQUEST_BYTES)) return this.refuse(errorReply('payload_too_large', `body over ${config.MAX_REQUEST_BYTES} bytes`));
     // What needs the uWS request is read now, before any await.
     const peer = this.deps.forwarding(request);
-    const viaProxyProto = peer.viaTrustedProxy ? request.headers['x-forwarded-proto'] : undefined;
-    const headers = relayedRequestHeaders(request.headers, { ...peer, proto: viaProxyProto === 'https' ? 'https' : 'http', host: request.headers.host });
+    const headers = relayedRequestHeaders(request.headers, { ...peer, host: request.headers.host });
     const decision = this.deps.access(request, this.pathId);
     this.exchange.onAborted(() => this.clientGone());
     this.exchange.readBody((chunk, last) => this.bodyChunk(chunk, last));

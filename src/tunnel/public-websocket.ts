@@ -61,7 +61,7 @@ export function publicWebSocketEndpoint(deps: PublicWebSocketDeps): WsEndpoint<A
       if (!address.ok) return { accept: false, reply: address.status === 404 ? errorReply('not_found', 'no such endpoint') : errorReply('bad_request', address.message) };
       if (deps.isDraining()) return { accept: false, reply: errorReply('draining', 'this node is shutting down; connect to another node') };
       const peer = deps.forwarding(request);
-      const all = relayedRequestHeaders(request.headers, { ...peer, proto: 'http', host: request.headers.host });
+      const all = relayedRequestHeaders(request.headers, { ...peer, host: request.headers.host });
       const decision = deps.access(request, address.target.pathId);
       return new Promise<UpgradeDecision<Accepted>>((resolve, reject) =>
         whenReady(

@@ -20,6 +20,8 @@ export interface BaselineSidecarOptions {
   holdWsConnect?: boolean;
   /** Answer ws_check with supported: false. */
   refuseWebSockets?: boolean;
+  /** Connect with wss:// and trust this certificate (a node with TLS_CERT_FILE). */
+  ca?: Buffer;
 }
 
 type Frame = [string | null, string | null, string, string, Record<string, unknown>];
@@ -40,7 +42,8 @@ export class BaselineSidecar {
   }
 
   static async connect(t: TestContext, port: number, token: string, pathId: string, options: BaselineSidecarOptions): Promise<BaselineSidecar> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/telephone/websocket?vsn=2.0.0&token=${token}`);
+    const scheme = options.ca === undefined ? 'ws' : 'wss';
+    const ws = new WebSocket(`${scheme}://127.0.0.1:${port}/telephone/websocket?vsn=2.0.0&token=${token}`, options.ca === undefined ? {} : { ca: options.ca });
     const sidecar = new BaselineSidecar(ws, `telephone:${pathId}`, options);
     t.after(() => sidecar.kill());
     await new Promise((resolve, reject) => {

@@ -29,7 +29,12 @@ export class TestClient {
   /** Opens a connection; resolves once the socket is open (the server may still close it at once). */
   static connect(port: number, query: string | { token?: string } = {}, headers: Record<string, string> = {}, path = '/ws'): Promise<TestClient> {
     const qs = typeof query === 'string' ? query : query.token === undefined ? '' : `token=${encodeURIComponent(query.token)}`;
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}${qs === '' ? '' : `?${qs}`}`, { headers, maxPayload: 256 * 1024 * 1024 });
+    return TestClient.connectUrl(`ws://127.0.0.1:${port}${path}${qs === '' ? '' : `?${qs}`}`, { headers });
+  }
+
+  /** Opens a connection to a full URL (wss:// with `ca`, for example); resolves once the socket is open. */
+  static connectUrl(url: string, options: WebSocket.ClientOptions = {}): Promise<TestClient> {
+    const ws = new WebSocket(url, { maxPayload: 256 * 1024 * 1024, ...options });
     const client = new TestClient(ws);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(client));

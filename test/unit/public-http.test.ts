@@ -84,7 +84,7 @@ test('the request body never goes past the sidecar side\'s credit, whatever the 
     metrics: new Metrics({ node: 'test' }),
     directory,
     activity: { requests: 0 },
-    forwarding: () => ({ peerIp: '127.0.0.1', viaTrustedProxy: false }),
+    forwarding: () => ({ peerIp: '127.0.0.1', viaTrustedProxy: false, proto: 'http' }),
     access: (request) => ({ ok: true, user: undefined, query: request.query }),
   });
   const size = 2_000_000;
