@@ -1,6 +1,6 @@
 // Every error code and close code Switchboard sends, declared once. README's
-// tables are checked against these by test/unit/docs-in-step.test.ts, so the
-// documentation and the code cannot drift apart.
+// tables and docs/errors.md are checked against these (test/unit/docs-in-step.test.ts,
+// test/unit/errors-doc.test.ts), so the documentation and the code cannot drift apart.
 
 /** `{"type":"error","code":...}` codes of the app protocol (SPEC §3.6). */
 export const ERROR_CODES = {
@@ -77,3 +77,15 @@ export const HTTP_ERRORS = {
 } as const;
 
 export type HttpErrorCode = keyof typeof HTTP_ERRORS;
+
+/**
+ * Reasons of the error replies on a tunnel sidecar's channel (/telephone/websocket):
+ * `["<join_ref>","<ref>","telephone:<path_id>","phx_reply",{"status":"error","response":{"reason":...}}]`.
+ */
+export const SIDECAR_REPLY_ERRORS = {
+  path_id_mismatch: "a join for a topic other than telephone:<the token's path_id>",
+  unavailable: 'the tunnel registry (Redis) did not take the join',
+  refresh_unavailable: 'refresh_token on a node that cannot sign tokens (a public key or JWKS without JWT_PRIVATE_KEY)',
+} as const;
+
+export type SidecarReplyError = keyof typeof SIDECAR_REPLY_ERRORS;

@@ -13,7 +13,7 @@
 import type { Claims } from '../auth/claims';
 import type { TokenSigner } from '../auth/token-signer';
 import type { Config } from '../config/load';
-import { CLOSE, type Close } from '../errors/codes';
+import { CLOSE, type Close, type SidecarReplyError } from '../errors/codes';
 import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
 import { decodeBinaryChunk, decodeStreamEvent, encodeBinaryChunk, STREAM_EVENTS, streamEventPayload, type ChunkEvent } from '../protocol/tunnel-stream-frames';
@@ -59,6 +59,9 @@ export interface SidecarDeps {
 
 const utf8 = new TextDecoder('utf-8');
 /** How long a drained sidecar's socket is kept for its replacement to join on another node, at most. */
+/** The payload of an error reply on the channel; the reasons are catalogued in errors/codes.ts (docs/errors.md). */
+const replyError = (reason: SidecarReplyError) => ({ reason });
+
 const HANDOVER_GRACE_MS = 10_000;
 const HANDOVER_POLL_MS = 100;
 /** The extensions this node grants (docs/tunnel-extensions.md), each only with the one it builds on. */
@@ -286,7 +289,7 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
 
   private join(frame: TunnelFrame): void {
     if (frame.topic !== this.topic)
-      return this.conn.send(encodeReply(frame.joinRef, frame.ref, frame.topic, 'error', { reason: 'path_id_mismatch' }));
+      return this.conn.send(encodeReply(frame.joinRef, frame.ref, frame.topic, 'error', replyError('path_id_mismatch')));
     // A Telephone join ({}) gets exactly the baseline reply; a join that asks gets the list of those granted.
     const asked = Array.isArray(frame.payload.extensions) ? requestedExtensions(frame.payload) : undefined;
     const granted = asked === undefined ? undefined : grantedOf(asked);
@@ -307,7 +310,7 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
         if (this.phase !== 'joining') return;
         this.log.warn({ err: error }, 'sidecar join failed: the tunnel registry is unavailable');
         this.phase = 'connected';
-        this.conn.send(encodeReply(frame.joinRef, frame.ref, frame.topic, 'error', { reason: 'unavailable' }));
+        this.conn.send(encodeReply(frame.joinRef, frame.ref, frame.topic, 'error', replyError('unavailable')));
       },
     );
   }
@@ -323,7 +326,7 @@ export class SidecarSession implements WsHandler, Drainable, SidecarChannel {
   private refresh(frame: TunnelFrame): void {
     const { signer, config } = this.deps;
     const joinRef = this.isJoined ? this.joinRef : frame.joinRef;
-    if (signer === undefined) return this.conn.send(encodeReply(joinRef, frame.ref, this.topic, 'error', { reason: 'refresh_unavailable' }));
+    if (signer === undefined) return this.conn.send(encodeReply(joinRef, frame.ref, this.topic, 'error', replyError('refresh_unavailable')));
     const token = signer.refreshTunnel(this.claims, config.TUNNEL_TOKEN_TTL_S);
     this.conn.send(encodeReply(joinRef, frame.ref, this.topic, 'ok', { token, expires_in: config.TUNNEL_TOKEN_TTL_S }));
   }

@@ -10,26 +10,11 @@ import { envSchema } from '../../src/config/schema';
 import { CLOSE, CLOSE_ADVICE, ERROR_CODES } from '../../src/errors/codes';
 import { AUDIT_EVENTS } from '../../src/log/audit';
 import { Metrics } from '../../src/metrics/metrics';
+import { tableRows as readmeTable, unquote } from '../helpers/markdown';
 
 const readme = readFileSync(join(__dirname, '..', '..', '..', 'README.md'), 'utf8');
 
-/** Rows (header and rule excluded) of the first README table after `heading`. */
-function tableRows(heading: string): string[][] {
-  const start = readme.indexOf(heading);
-  assert.notEqual(start, -1, `README has no "${heading}"`);
-  const lines = readme.slice(start + heading.length).split('\n');
-  const first = lines.findIndex((line) => line.startsWith('|'));
-  const table: string[] = [];
-  for (const line of lines.slice(first)) {
-    if (!line.startsWith('|')) break;
-    table.push(line);
-  }
-  return table
-    .slice(2)
-    .map((line) => line.split(/(?<!\\)\|/).slice(1, -1).map((cell) => cell.trim()));
-}
-
-const unquote = (cell: string) => cell.replace(/`/g, '');
+const tableRows = (heading: string) => readmeTable(readme, heading);
 
 test('every error code is documented, and only those', () => {
   const documented = tableRows('### Error codes').map((row) => unquote(row[0] ?? ''));
