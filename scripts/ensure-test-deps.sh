@@ -3,7 +3,9 @@
 #   - redis-server and redis-cli on PATH (tests spawn their own redis-server);
 #   - chromium at /usr/bin/chromium (the browser test of the demo page drives it
 #     with playwright-core, which never downloads a browser of its own);
-#   both installed with apt-get (one `apt-get update`, only when something is
+#   - prometheus and promtool on PATH (the monitoring test checks the alert
+#     rules with promtool and scrapes a node with a real prometheus);
+#   all installed with apt-get (one `apt-get update`, only when something is
 #   missing) when running as root; otherwise the install command is printed.
 #   - the uWebSockets.js native binary loads on this platform.
 # Quiet when everything is already present. Run from anywhere.
@@ -21,10 +23,15 @@ have_chromium() {
   [[ -x "$CHROMIUM" ]]
 }
 
+have_prometheus() {
+  command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1
+}
+
 # Debian packages to install, each with the check that says it is present.
 missing=()
 have_redis || missing+=(redis-server)
 have_chromium || missing+=(chromium)
+have_prometheus || missing+=(prometheus)
 
 if ((${#missing[@]} > 0)); then
   if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -40,12 +47,24 @@ if ((${#missing[@]} > 0)); then
         systemctl disable --now redis-server >/dev/null 2>&1 || true
       fi
     fi
+    if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+      # The monitoring test runs its own prometheus on a free port; stop and
+      # disable the system service the package enables (port 9090).
+      service prometheus stop >/dev/null 2>&1 || true
+      if command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now prometheus >/dev/null 2>&1 || true
+      fi
+    fi
     if ! have_redis; then
       echo "ensure-test-deps: apt-get install redis-server finished but redis-server/redis-cli are still not on PATH" >&2
       exit 1
     fi
     if ! have_chromium; then
       echo "ensure-test-deps: apt-get install chromium finished but $CHROMIUM is still missing" >&2
+      exit 1
+    fi
+    if ! have_prometheus; then
+      echo "ensure-test-deps: apt-get install prometheus finished but prometheus/promtool are still not on PATH" >&2
       exit 1
     fi
   else
