@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Makes sure the tools the test suite needs are available:
-#   - redis-server and redis-cli on PATH (tests spawn their own redis-server);
-#   - chromium at /usr/bin/chromium (the browser test of the demo page drives it
-#     with playwright-core, which never downloads a browser of its own);
-#   - prometheus and promtool on PATH (the monitoring test checks the alert
-#     rules with promtool and scrapes a node with a real prometheus);
+# Makes sure the tools the test suite needs are available, each a Debian
+# package (name = what apt-get installs):
+#   - redis-server: redis-server and redis-cli on PATH (tests spawn their own);
+#   - chromium at /usr/bin/chromium (the browser tests drive it with
+#     playwright-core, which never downloads a browser of its own);
+#   - haproxy (the deploy test runs the shipped HAProxy config in front of
+#     three local nodes; Debian puts it in /usr/sbin);
+#   - prometheus: prometheus and promtool on PATH (the monitoring test checks
+#     the alert rules with promtool and scrapes a node with a real prometheus);
 #   all installed with apt-get (one `apt-get update`, only when something is
 #   missing) when running as root; otherwise the install command is printed.
+#   Packages that start a system service (redis-server, haproxy, prometheus)
+#   have it stopped and disabled: the tests start their own, on free ports.
 #   - the uWebSockets.js native binary loads on this platform.
 # Quiet when everything is already present. Run from anywhere.
 set -euo pipefail
@@ -15,23 +20,23 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 CHROMIUM=/usr/bin/chromium
 
-have_redis() {
-  command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1
+# present PACKAGE: whether what the tests use of PACKAGE is there.
+present() {
+  case "$1" in
+    redis-server) command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 ;;
+    chromium) [[ -x "$CHROMIUM" ]] ;;
+    haproxy) command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]] ;;
+    prometheus) command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 ;;
+  esac
 }
 
-have_chromium() {
-  [[ -x "$CHROMIUM" ]]
-}
+PACKAGES=(redis-server chromium haproxy prometheus)
+SERVICES=(redis-server haproxy prometheus)
 
-have_prometheus() {
-  command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1
-}
-
-# Debian packages to install, each with the check that says it is present.
 missing=()
-have_redis || missing+=(redis-server)
-have_chromium || missing+=(chromium)
-have_prometheus || missing+=(prometheus)
+for package in "${PACKAGES[@]}"; do
+  present "$package" || missing+=("$package")
+done
 
 if ((${#missing[@]} > 0)); then
   if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -39,34 +44,19 @@ if ((${#missing[@]} > 0)); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    if [[ " ${missing[*]} " == *" redis-server "* ]]; then
-      # Tests spawn their own redis-server; stop the system service if the
-      # package started one (no-op in containers without an init system).
-      service redis-server stop >/dev/null 2>&1 || true
-      if command -v systemctl >/dev/null 2>&1; then
-        systemctl disable --now redis-server >/dev/null 2>&1 || true
+    for package in "${missing[@]}"; do
+      if [[ " ${SERVICES[*]} " == *" $package "* ]]; then
+        # No-op in containers without an init system.
+        service "$package" stop >/dev/null 2>&1 || true
+        if command -v systemctl >/dev/null 2>&1; then
+          systemctl disable --now "$package" >/dev/null 2>&1 || true
+        fi
       fi
-    fi
-    if [[ " ${missing[*]} " == *" prometheus "* ]]; then
-      # The monitoring test runs its own prometheus on a free port; stop and
-      # disable the system service the package enables (port 9090).
-      service prometheus stop >/dev/null 2>&1 || true
-      if command -v systemctl >/dev/null 2>&1; then
-        systemctl disable --now prometheus >/dev/null 2>&1 || true
+      if ! present "$package"; then
+        echo "ensure-test-deps: apt-get install $package finished but what the tests need of it is still missing" >&2
+        exit 1
       fi
-    fi
-    if ! have_redis; then
-      echo "ensure-test-deps: apt-get install redis-server finished but redis-server/redis-cli are still not on PATH" >&2
-      exit 1
-    fi
-    if ! have_chromium; then
-      echo "ensure-test-deps: apt-get install chromium finished but $CHROMIUM is still missing" >&2
-      exit 1
-    fi
-    if ! have_prometheus; then
-      echo "ensure-test-deps: apt-get install prometheus finished but prometheus/promtool are still not on PATH" >&2
-      exit 1
-    fi
+    done
   else
     echo "ensure-test-deps: missing ${missing[*]}; run: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
