@@ -1,0 +1,418 @@
+// SwitchboardClient: one logical connection to Switchboard that survives
+// socket losses, node drains and token expiry (see index.ts for the API).
+//
+//   idle ──connect()──▶ connecting ──welcome──▶ open ──socket closed──▶ reconnecting ──timer──▶ connecting …
+//                          │                     │                         │
+//                          └───── close(), 4009, a token that cannot be renewed ─────▶ closed
+//
+// Every socket belongs to one `generation`; a handler or an awaited step (the
+// token provider) that resumes under an older generation does nothing, so a
+// late close or a late token never acts on a newer connection.
+import type { ErrorCode } from '../errors/codes';
+import { Backoff, backoffOptions, type BackoffOptions } from './backoff';
+import { closeAction, type CloseAction } from './close-policy';
+import { TypedEmitter } from './emitter';
+import { SwitchboardError } from './errors';
+import { parseServerFrame, type Member, type PresenceStatus, type ServerFrame } from './frames';
+import { clearTimer, globalWebSocket, setTimer, SOCKET_OPEN, type SocketLike, type TimerHandle, type WebSocketConstructor } from './platform';
+import { PendingRequests } from './requests';
+import type { ClientEvents, SendResult, SignalType, Welcome } from './events';
+import { refreshDelayMs, stillFresh, tokenExpiry, type TokenProvider } from './token';
+
+export interface ClientOptions {
+  /** The /ws endpoint, e.g. `wss://switchboard.example.com/ws`. Give `url` or `urls`. */
+  url?: string;
+  /** Several endpoints (nodes, or regions): each reconnect goes to the next one. */
+  urls?: readonly string[];
+  /** A fixed token, or a provider called when a (new) token is needed. Only a provider allows refreshes. */
+  token: string | TokenProvider;
+  /** Defaults to `globalThis.WebSocket`; in Node 20 pass the `ws` package's `WebSocket`. */
+  WebSocket?: WebSocketConstructor;
+  /** Handed to the token provider (the device id comes from the token's `device_id` claim). */
+  device?: string;
+  backoff?: Partial<BackoffOptions>;
+  /** How long a request (send, join, watch, …) waits for its answer. Default 10 000. */
+  sendTimeoutMs?: number;
+  /** Refresh the token this long before it expires (less for short tokens: half their remaining life). Default 60 000. */
+  refreshMarginMs?: number;
+}
+
+export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** Client-side close code of a connection that stopped answering pings (4000–4999 is the application range). */
+export const CLIENT_HEARTBEAT_TIMEOUT = { code: 4000, reason: 'heartbeat_timeout' } as const;
+/** A watch or presence list holds at most this many users (SPEC §3.4). */
+const USERS_PER_FRAME = 100;
+/** Answers to a rejoin that mean the room is not for this connection any more. */
+const REFUSALS: ReadonlySet<string> = new Set(['forbidden', 'limit_exceeded', 'bad_message']);
+
+export class SwitchboardClient extends TypedEmitter<ClientEvents> {
+  private readonly urls: readonly string[];
+  private readonly WebSocketClass: WebSocketConstructor;
+  private readonly backoffOptions: BackoffOptions;
+  private readonly backoff: Backoff;
+  private readonly sendTimeoutMs: number;
+  private readonly refreshMarginMs: number;
+  private readonly requests = new PendingRequests();
+  /** Rooms joined, rejoined after a reconnect. */
+  private readonly rooms = new Set<string>();
+  /** Watched users and their last known status, watched again after a reconnect. */
+  private readonly watched = new Map<string, PresenceStatus | undefined>();
+
+  private status: ClientState = 'idle';
+  private generation = 0;
+  private urlIndex = 0;
+  private socket: SocketLike | undefined;
+  private current: Welcome | undefined;
+  private token: string | undefined;
+  /** When the draining node said it would close us (epoch ms). */
+  private drainAt: number | undefined;
+  /** The code of the last close, for `closed` when no new token comes after it. */
+  private lastCloseCode = 1000;
+  private readonly timers: { reconnect?: TimerHandle; heartbeat?: TimerHandle; refresh?: TimerHandle; stable?: TimerHandle } = {};
+
+  constructor(private readonly options: ClientOptions) {
+    super();
+    this.urls = options.urls ?? (options.url === undefined ? [] : [options.url]);
+    if (this.urls.length === 0) throw new TypeError('SwitchboardClient: give `url` or a non-empty `urls`');
+    const WebSocketClass = options.WebSocket ?? globalWebSocket();
+    if (WebSocketClass === undefined) throw new TypeError('SwitchboardClient: no global WebSocket here; pass one as the `WebSocket` option (in Node: the `ws` package)');
+    this.WebSocketClass = WebSocketClass;
+    this.backoffOptions = backoffOptions(options.backoff);
+    this.backoff = new Backoff(this.backoffOptions);
+    this.sendTimeoutMs = options.sendTimeoutMs ?? 10_000;
+    this.refreshMarginMs = options.refreshMarginMs ?? 60_000;
+  }
+
+  get state(): ClientState {
+    return this.status;
+  }
+
+  /** The welcome of the current connection; undefined unless `state` is `open`. */
+  get welcome(): Welcome | undefined {
+    return this.current;
+  }
+
+  /** The last status the server reported for a watched user. */
+  presenceOf(user: string): PresenceStatus | undefined {
+    return this.watched.get(user);
+  }
+
+  /** Starts connecting (again, after `close()`); resolves on the next welcome, rejects if the client closes first. */
+  connect(): Promise<Welcome> {
+    if (this.current !== undefined) return Promise.resolve(this.current);
+    const welcomed = new Promise<Welcome>((resolve, reject) => {
+      const offs = [
+        this.once('connected', (welcome) => (offs.forEach((off) => off()), resolve(welcome))),
+        this.once('closed', ({ code, reason }) => (offs.forEach((off) => off()), reject(new SwitchboardError('closed', `closed (${code} ${reason}) before a welcome`)))),
+      ];
+    });
+    if (this.status === 'idle' || this.status === 'closed') {
+      this.backoff.reset();
+      void this.open(false);
+    }
+    return welcomed;
+  }
+
+  /** Closes for good (until `connect()`): no reconnect; waiting requests fail with `closed`. */
+  close(): void {
+    if (this.status === 'closed' || this.status === 'idle') return;
+    const socket = this.detachSocket();
+    if (socket !== undefined) {
+      socket.close(1000, 'client_closed');
+      this.connectionLost(1000, 'client_closed', undefined);
+    }
+    this.finish(1000, 'client_closed');
+  }
+
+  // ── requests ──────────────────────────────────────────────────────────────
+
+  /** A signal to every device of `to` (or one): resolves on `ack`, rejects with `peer_offline`, another error, `timeout` or `closed`. */
+  async send(to: string, type: SignalType, payload?: unknown, options: { device?: string } = {}): Promise<SendResult> {
+    const reply = await this.request({ type, to, ...(options.device === undefined ? {} : { device: options.device }), ...(payload === undefined ? {} : { payload }) });
+    return { id: reply.id ?? '', queued: reply.type === 'ack' && reply.queued === true };
+  }
+
+  /** Joins a room (rejoined after every reconnect until `leave`); resolves with its members, this connection included. */
+  async join(room: string): Promise<Member[]> {
+    const reply = await this.request({ type: 'subscribe', room });
+    const members = reply.type === 'subscribed' ? reply.members : [];
+    this.rooms.add(room);
+    this.emit('joined', { room, members, rejoined: false });
+    return members;
+  }
+
+  async leave(room: string): Promise<void> {
+    this.rooms.delete(room);
+    await this.request({ type: 'unsubscribe', room });
+  }
+
+  /** A message to the other members of a joined room; resolves once the server accepted it. */
+  async publish(room: string, payload: unknown): Promise<void> {
+    await this.request({ type: 'publish', room, payload });
+  }
+
+  /** Watches users (watched again after every reconnect until `unwatch`); resolves with their current status. */
+  async watch(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
+    for (const user of users) if (!this.watched.has(user)) this.watched.set(user, undefined);
+    return this.watchChunks(users);
+  }
+
+  async unwatch(users: readonly string[]): Promise<void> {
+    for (const user of users) this.watched.delete(user);
+    for (const chunk of chunks(users)) await this.request({ type: 'unwatch', users: chunk });
+  }
+
+  /** A one-off presence query (no watch). */
+  async presence(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
+    const states: Record<string, PresenceStatus> = {};
+    for (const chunk of chunks(users)) {
+      const reply = await this.request({ type: 'presence', users: chunk });
+      if (reply.type === 'presence' && reply.user === undefined) Object.assign(states, reply.users);
+    }
+    return states;
+  }
+
+  private async watchChunks(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
+    const states: Record<string, PresenceStatus> = {};
+    for (const chunk of chunks(users)) {
+      const reply = await this.request({ type: 'watch', users: chunk });
+      if (reply.type !== 'watching') continue;
+      Object.assign(states, reply.users);
+      for (const [user, status] of Object.entries(reply.users)) this.observePresence(user, status, true);
+      this.emit('watching', { users: reply.users });
+    }
+    return states;
+  }
+
+  private request(frame: { type: string } & Record<string, unknown>): Promise<ServerFrame> {
+    const socket = this.socket;
+    if (this.status !== 'open' || socket === undefined || socket.readyState !== SOCKET_OPEN)
+      return Promise.reject(new SwitchboardError('not_connected', `cannot send ${frame.type}: not connected (${this.status})`));
+    const id = this.requests.nextId();
+    const answer = this.requests.wait(id, this.sendTimeoutMs);
+    socket.send(JSON.stringify({ ...frame, id }));
+    return answer;
+  }
+
+  // ── connection lifecycle ──────────────────────────────────────────────────
+
+  private async open(newToken: boolean): Promise<void> {
+    const generation = ++this.generation;
+    this.status = 'connecting';
+    let token: string | undefined;
+    try {
+      token = await this.obtainToken(newToken);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      this.emit('error', error instanceof SwitchboardError ? error : new SwitchboardError('token_provider', `the token provider failed: ${String(error)}`));
+      return this.scheduleReconnect(this.backoff.next(), newToken);
+    }
+    if (generation !== this.generation) return; // closed, or replaced by another attempt, while the provider ran
+    if (token === undefined) return this.finish(this.lastCloseCode, 'token_not_renewed');
+    const url = this.urls[this.urlIndex % this.urls.length] ?? '';
+    this.emit('connecting', { url });
+    const socket = new this.WebSocketClass(`${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`);
+    this.socket = socket;
+    socket.onmessage = (event: { data?: unknown }) => {
+      if (socket === this.socket) this.receive(event.data);
+    };
+    socket.onclose = (event: { code?: unknown; reason?: unknown }) => {
+      if (socket !== this.socket) return;
+      this.detachSocket();
+      this.socketClosed(typeof event.code === 'number' ? event.code : 1006, typeof event.reason === 'string' ? event.reason : '');
+    };
+    socket.onerror = () => undefined; // a close event always follows, and carries the code
+  }
+
+  /**
+   * The token to connect with; undefined when none can be had: a fixed token
+   * that was refused, or a provider that hands back the token just refused.
+   */
+  private async obtainToken(newToken: boolean): Promise<string | undefined> {
+    const { token: source, device } = this.options;
+    if (typeof source === 'string') return newToken ? undefined : source;
+    if (!newToken && this.token !== undefined && stillFresh(this.token, Date.now(), this.refreshMarginMs)) return this.token;
+    const refused = newToken ? this.token : undefined;
+    const reason = newToken ? 'rejected' : this.token === undefined ? 'connect' : 'expiring';
+    const token: unknown = await source({ reason, device });
+    if (typeof token !== 'string' || token === '') throw new SwitchboardError('token_provider', 'the token provider returned no token');
+    if (token === refused) return undefined;
+    this.token = token;
+    return token;
+  }
+
+  private receive(data: unknown): void {
+    const frame = parseServerFrame(data);
+    if (frame === undefined) return this.emit('error', new SwitchboardError('bad_frame', `unreadable frame from the server: ${String(data).slice(0, 200)}`));
+    if (this.requests.settle(frame)) return;
+    switch (frame.type) {
+      case 'welcome':
+        return this.welcomed(frame);
+      case 'offer':
+      case 'answer':
+      case 'candidate':
+      case 'bye':
+      case 'message':
+        if (frame.room !== undefined) return this.emit('room_message', { room: frame.room, from: frame.from, fromDevice: frame.from_device, payload: frame.payload });
+        return this.emit('signal', { type: frame.type, from: frame.from, fromDevice: frame.from_device, payload: frame.payload });
+      case 'member_joined':
+      case 'member_left':
+        return this.emit(frame.type, { room: frame.room, user: frame.user, device: frame.device });
+      case 'presence':
+        if (frame.user !== undefined) this.observePresence(frame.user, frame.status, false);
+        return;
+      case 'error':
+        return this.emit('error', new SwitchboardError(frame.code as ErrorCode, frame.message, frame.id, frame.retry_after_ms));
+      case 'draining':
+        this.drainAt = Date.now() + frame.reconnect_after_ms;
+        return this.emit('draining', { reconnectAfterMs: frame.reconnect_after_ms });
+      case 'event':
+        return this.emit('event', { event: frame.event, payload: frame.payload });
+      default:
+        return; // an answer that came after its request timed out
+    }
+  }
+
+  private welcomed(frame: Extract<ServerFrame, { type: 'welcome' }>): void {
+    const welcome: Welcome = { user: frame.user, device: frame.device, session: frame.session, node: frame.node, heartbeatMs: frame.heartbeat_ms, resumed: frame.resumed === true };
+    this.current = welcome;
+    this.status = 'open';
+    this.drainAt = undefined;
+    this.timers.stable = setTimer(() => this.backoff.reset(), this.backoffOptions.resetAfterMs);
+    this.scheduleHeartbeat(welcome.heartbeatMs);
+    this.scheduleRefresh(this.token);
+    this.emit('connected', welcome);
+    this.restore();
+  }
+
+  /** Rooms and watches of the previous connection, on this one (resume, SPEC §3.9, will make this the server's job). */
+  private restore(): void {
+    const generation = this.generation;
+    for (const room of this.rooms) {
+      this.request({ type: 'subscribe', room }).then(
+        (reply) => reply.type === 'subscribed' && this.emit('joined', { room, members: reply.members, rejoined: true }),
+        (error: SwitchboardError) => {
+          if (generation !== this.generation) return; // that connection is gone; the next one rejoins
+          if (REFUSALS.has(error.code)) this.rooms.delete(room); // asking again would be refused again
+          this.emit('error', error);
+        },
+      );
+    }
+    if (this.watched.size > 0)
+      this.watchChunks([...this.watched.keys()]).catch((error: SwitchboardError) => generation === this.generation && this.emit('error', error));
+  }
+
+  /** 'presence' reports changes: a watch answer only when it differs from what was known before a reconnect. */
+  private observePresence(user: string, status: PresenceStatus, fromWatch: boolean): void {
+    if (!this.watched.has(user)) return;
+    const before = this.watched.get(user);
+    this.watched.set(user, status);
+    if (before !== status && !(fromWatch && before === undefined)) this.emit('presence', { user, status });
+  }
+
+  private socketClosed(code: number, reason: string): void {
+    this.lastCloseCode = code;
+    const action = closeAction(code);
+    const stop = action.kind === 'stop' || (action.newToken && typeof this.options.token === 'string');
+    const delay = stop ? undefined : this.delayFor(action);
+    this.connectionLost(code, reason, delay);
+    if (delay === undefined || action.kind === 'stop') return this.finish(code, reason);
+    this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+    this.scheduleReconnect(delay, action.newToken);
+  }
+
+  private delayFor(action: Extract<CloseAction, { kind: 'reconnect' }>): number {
+    const { initialMs, jitter } = this.backoffOptions;
+    const soon = initialMs * jitter * Math.random();
+    if (action.wait === 'backoff') return this.backoff.next();
+    if (action.wait === 'soon') return soon;
+    return Math.max(0, (this.drainAt ?? 0) - Date.now()) + soon;
+  }
+
+  /** What every end of a connection does: timers of the connection off, waiting requests failed, `disconnected`. */
+  private connectionLost(code: number, reason: string, reconnectInMs: number | undefined): void {
+    for (const name of ['heartbeat', 'refresh', 'stable', 'reconnect'] as const) {
+      clearTimer(this.timers[name]);
+      delete this.timers[name];
+    }
+    this.current = undefined;
+    this.generation++; // what still waits for this connection (heartbeat, rejoin, refresh) now sees it gone
+    this.requests.failAll('closed', `the connection closed (${code} ${reason}) before an answer`);
+    this.emit('disconnected', { code, reason, reconnectInMs });
+  }
+
+  private scheduleReconnect(delayMs: number, newToken: boolean): void {
+    this.status = 'reconnecting';
+    this.timers.reconnect = setTimer(() => void this.open(newToken), delayMs);
+  }
+
+  private finish(code: number, reason: string): void {
+    this.generation++;
+    this.status = 'closed';
+    clearTimer(this.timers.reconnect);
+    delete this.timers.reconnect;
+    this.emit('closed', { code, reason });
+  }
+
+  /** Takes the socket out of the client: its later events are ignored. */
+  private detachSocket(): SocketLike | undefined {
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket !== undefined) socket.onmessage = socket.onclose = null;
+    return socket;
+  }
+
+  // ── keep-alive and token refresh ──────────────────────────────────────────
+
+  /** An application ping every heartbeat: a connection that stopped answering is dropped and replaced. */
+  private scheduleHeartbeat(intervalMs: number): void {
+    const generation = this.generation;
+    this.timers.heartbeat = setTimer(() => {
+      this.request({ type: 'ping' }).then(
+        () => generation === this.generation && this.scheduleHeartbeat(intervalMs),
+        (error: SwitchboardError) => {
+          if (generation !== this.generation || error.code !== 'timeout') return;
+          const socket = this.detachSocket();
+          socket?.close(CLIENT_HEARTBEAT_TIMEOUT.code, CLIENT_HEARTBEAT_TIMEOUT.reason);
+          this.socketClosed(CLIENT_HEARTBEAT_TIMEOUT.code, CLIENT_HEARTBEAT_TIMEOUT.reason);
+        },
+      );
+    }, Math.max(1000, intervalMs));
+  }
+
+  private scheduleRefresh(token: string | undefined): void {
+    const exp = token === undefined ? undefined : tokenExpiry(token);
+    if (exp === undefined || typeof this.options.token === 'string') return;
+    const provider = this.options.token;
+    const generation = this.generation;
+    this.timers.refresh = setTimer(() => void this.refresh(provider, generation), refreshDelayMs(exp, Date.now(), this.refreshMarginMs));
+  }
+
+  /**
+   * In-band refresh (SPEC §3.5). A failure is reported (`error`) and not
+   * retried: if the token then expires, the server closes with 4001 and the
+   * reconnect asks the provider again.
+   */
+  private async refresh(provider: TokenProvider, generation: number): Promise<void> {
+    try {
+      const token: unknown = await provider({ reason: 'expiring', device: this.options.device });
+      if (typeof token !== 'string' || token === '') throw new SwitchboardError('token_provider', 'the token provider returned no token');
+      if (generation !== this.generation) return; // that connection is gone; the next one got its own token
+      const reply = await this.request({ type: 'refresh', token });
+      if (generation !== this.generation || reply.type !== 'refreshed') return;
+      this.token = token;
+      this.emit('token_refreshed', { exp: reply.exp });
+      this.scheduleRefresh(token);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      this.emit('error', error instanceof SwitchboardError ? error : new SwitchboardError('token_provider', `the token provider failed: ${String(error)}`));
+    }
+  }
+}
+
+function chunks<T>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += USERS_PER_FRAME) out.push(items.slice(i, i + USERS_PER_FRAME));
+  return out;
+}
