@@ -71,6 +71,8 @@ export interface RunningNode {
 /** How long after the last drain close a user must still be offline to be announced offline. */
 const DRAIN_PRESENCE_GRACE_MS = 2000;
 const DEMO_PAGE = join(__dirname, '..', '..', 'public', 'demo.html');
+/** The client SDK's browser bundle, which the demo page loads; written by the build (scripts/copy-assets.mjs). */
+const CLIENT_BUNDLE = join(__dirname, '..', 'public', 'switchboard-client.js');
 
 export async function startNode(options: NodeOptions): Promise<RunningNode> {
   assertNativeUws();
@@ -140,7 +142,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   for (const route of [...probeRoutes(health), metricsRoute, ...adminRoutes({ verifier, router, logger })]) server.route(route);
   if (config.DEMO) {
     const page = readFileSync(DEMO_PAGE);
+    const bundle = readFileSync(CLIENT_BUNDLE);
     server.route({ method: 'get', pattern: '/', handle: () => ({ status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: page }) });
+    server.route({ method: 'get', pattern: '/switchboard-client.js', handle: () => ({ status: 200, headers: { 'content-type': 'text/javascript; charset=utf-8' }, body: bundle }) });
   }
   // Everything else: a public request or WebSocket to a tunnel (/call/<path_id>/…, or a tunnel host), or 404.
   const activity = { requests: 0 };
