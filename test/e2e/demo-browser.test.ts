@@ -9,83 +9,16 @@
 // installs it or prints the install command.
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { eventually } from '../helpers/eventually';
+import type { Browser } from 'playwright-core';
+import { BROWSER_TEST_TIMEOUT_MS as TEST_TIMEOUT_MS, contains, holds, launchBrowser, openTab as openPage, setPeer, shows, textOf, type Tab } from '../helpers/browser';
 import { startTestNode, type TestNode } from '../helpers/node';
 import { TestClient } from '../helpers/ws-client';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-/** Generous: WebRTC setup in a loaded CI container can take seconds. Not a timing assertion. */
-const WAIT_MS = 30_000;
-const TEST_TIMEOUT_MS = 180_000;
-
-interface Tab {
-  readonly page: Page;
-  /** Uncaught page exceptions and console errors, prefixed with the tab's name. */
-  readonly errors: string[];
-}
-
-/** Text of the first element matching `selector` ('' when it has none). */
-async function textOf(page: Page, selector: string): Promise<string> {
-  return (await page.locator(selector).first().textContent()) ?? '';
-}
-
-/** Waits until `selector`'s text equals `expected`. */
-async function shows(page: Page, selector: string, expected: string, timeoutMs = WAIT_MS): Promise<void> {
-  await eventually(
-    async () => assert.equal(await textOf(page, selector), expected, `${selector} should show ${JSON.stringify(expected)}`),
-    timeoutMs,
-    50,
-  );
-}
-
-/** Waits until `selector`'s text contains `expected`. */
-async function contains(page: Page, selector: string, expected: string, timeoutMs = WAIT_MS): Promise<void> {
-  await eventually(
-    async () => {
-      const text = await textOf(page, selector);
-      assert.ok(text.includes(expected), `${selector} should contain ${JSON.stringify(expected)}; it shows ${JSON.stringify(text.slice(-800))}`);
-    },
-    timeoutMs,
-    50,
-  );
-}
-
-/** Asserts `check` passes on every poll for `ms` (for "nothing happens" claims, which no event can signal). */
-async function holds(check: () => Promise<void>, ms: number, intervalMs = 100): Promise<void> {
-  const end = Date.now() + ms;
-  do {
-    await check();
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  } while (Date.now() < end);
-  await check();
-}
-
-/** Opens the demo page in a fresh browser context (own storage, own WebRTC stack) with `?token=`. */
+/** Opens the demo page of `node` with `?token=`. */
 async function openTab(t: TestContext, browser: Browser, node: TestNode, name: string, token: string): Promise<Tab> {
-  const context = await browser.newContext();
-  t.after(() => context.close());
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(`${name}: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error') errors.push(`${name} console: ${message.text()}`);
-  });
-  const response = await page.goto(`http://127.0.0.1:${node.port}/?token=${encodeURIComponent(token)}`);
-  assert.equal(response?.status(), 200, 'GET / serves the demo page');
-  assert.equal(await page.inputValue('#token'), token, 'the token field is prefilled from ?token=');
-  return { page, errors };
+  const tab = await openPage(t, browser, `http://127.0.0.1:${node.port}/?token=${encodeURIComponent(token)}`, name);
+  assert.equal(await tab.page.inputValue('#token'), token, 'the token field is prefilled from ?token=');
+  return tab;
 }
 
 /** Clicks Connect and waits for the welcome to show who we are. */
@@ -94,12 +27,6 @@ async function connect(tab: Tab, node: TestNode, user: string, device: string): 
   await shows(tab.page, '#status', 'connected');
   await shows(tab.page, '#me', `${user} / ${device} @ ${node.config.nodeId}`);
   await contains(tab.page, '#log', `welcome: user ${user}, device ${device}, node ${node.config.nodeId}`);
-}
-
-/** Types the peer's user id; the page watches it on `change`. */
-async function setPeer(page: Page, user: string): Promise<void> {
-  await page.fill('#peer', user);
-  await page.dispatchEvent('#peer', 'change');
 }
 
 /** Audit records of connections replaced by a newer one of the same (user, device). */
@@ -111,7 +38,7 @@ describe('demo page in a browser', () => {
   let browser: Browser;
 
   before(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 120_000 });
+    browser = await launchBrowser();
   });
   after(() => browser?.close());
 
