@@ -9,55 +9,31 @@
 // token provider) that resumes under an older generation does nothing, so a
 // late close or a late token never acts on a newer connection.
 import type { ErrorCode } from '../errors/codes';
-import { Backoff, backoffOptions, type BackoffOptions } from './backoff';
+import { Backoff } from './backoff';
 import { closeAction, type CloseAction } from './close-policy';
 import { TypedEmitter } from './emitter';
 import { SwitchboardError } from './errors';
 import { parseServerFrame, type Member, type PresenceStatus, type ServerFrame } from './frames';
-import { clearTimer, globalWebSocket, setTimer, SOCKET_OPEN, type SocketLike, type TimerHandle, type WebSocketConstructor } from './platform';
+import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options';
+import { clearTimer, setTimer, SOCKET_OPEN, type SocketLike, type TimerHandle } from './platform';
 import { PendingRequests } from './requests';
+import { Subscriptions } from './subscriptions';
 import type { ClientEvents, SendResult, SignalType, Welcome } from './events';
 import { refreshDelayMs, stillFresh, tokenExpiry, type TokenProvider } from './token';
-
-export interface ClientOptions {
-  /** The /ws endpoint, e.g. `wss://switchboard.example.com/ws`. Give `url` or `urls`. */
-  url?: string;
-  /** Several endpoints (nodes, or regions): each reconnect goes to the next one. */
-  urls?: readonly string[];
-  /** A fixed token, or a provider called when a (new) token is needed. Only a provider allows refreshes. */
-  token: string | TokenProvider;
-  /** Defaults to `globalThis.WebSocket`; in Node 20 pass the `ws` package's `WebSocket`. */
-  WebSocket?: WebSocketConstructor;
-  /** Handed to the token provider (the device id comes from the token's `device_id` claim). */
-  device?: string;
-  backoff?: Partial<BackoffOptions>;
-  /** How long a request (send, join, watch, …) waits for its answer. Default 10 000. */
-  sendTimeoutMs?: number;
-  /** Refresh the token this long before it expires (less for short tokens: half their remaining life). Default 60 000. */
-  refreshMarginMs?: number;
-}
 
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 /** Client-side close code of a connection that stopped answering pings (4000–4999 is the application range). */
 export const CLIENT_HEARTBEAT_TIMEOUT = { code: 4000, reason: 'heartbeat_timeout' } as const;
-/** A watch or presence list holds at most this many users (SPEC §3.4). */
-const USERS_PER_FRAME = 100;
-/** Answers to a rejoin that mean the room is not for this connection any more. */
-const REFUSALS: ReadonlySet<string> = new Set(['forbidden', 'limit_exceeded', 'bad_message']);
 
 export class SwitchboardClient extends TypedEmitter<ClientEvents> {
-  private readonly urls: readonly string[];
-  private readonly WebSocketClass: WebSocketConstructor;
-  private readonly backoffOptions: BackoffOptions;
+  private readonly options: ResolvedOptions;
   private readonly backoff: Backoff;
-  private readonly sendTimeoutMs: number;
-  private readonly refreshMarginMs: number;
   private readonly requests = new PendingRequests();
-  /** Rooms joined, rejoined after a reconnect. */
-  private readonly rooms = new Set<string>();
-  /** Watched users and their last known status, watched again after a reconnect. */
-  private readonly watched = new Map<string, PresenceStatus | undefined>();
+  private readonly subscriptions = new Subscriptions(
+    (frame) => this.request(frame),
+    (name, value) => this.emit(name, value),
+  );
 
   private status: ClientState = 'idle';
   private generation = 0;
@@ -71,17 +47,10 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
   private lastCloseCode = 1000;
   private readonly timers: { reconnect?: TimerHandle; heartbeat?: TimerHandle; refresh?: TimerHandle; stable?: TimerHandle } = {};
 
-  constructor(private readonly options: ClientOptions) {
+  constructor(options: ClientOptions) {
     super();
-    this.urls = options.urls ?? (options.url === undefined ? [] : [options.url]);
-    if (this.urls.length === 0) throw new TypeError('SwitchboardClient: give `url` or a non-empty `urls`');
-    const WebSocketClass = options.WebSocket ?? globalWebSocket();
-    if (WebSocketClass === undefined) throw new TypeError('SwitchboardClient: no global WebSocket here; pass one as the `WebSocket` option (in Node: the `ws` package)');
-    this.WebSocketClass = WebSocketClass;
-    this.backoffOptions = backoffOptions(options.backoff);
-    this.backoff = new Backoff(this.backoffOptions);
-    this.sendTimeoutMs = options.sendTimeoutMs ?? 10_000;
-    this.refreshMarginMs = options.refreshMarginMs ?? 60_000;
+    this.options = resolveOptions(options);
+    this.backoff = new Backoff(this.options.backoff);
   }
 
   get state(): ClientState {
@@ -95,7 +64,7 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
 
   /** The last status the server reported for a watched user. */
   presenceOf(user: string): PresenceStatus | undefined {
-    return this.watched.get(user);
+    return this.subscriptions.statusOf(user);
   }
 
   /** Starts connecting (again, after `close()`); resolves on the next welcome, rejects if the client closes first. */
@@ -134,17 +103,12 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
   }
 
   /** Joins a room (rejoined after every reconnect until `leave`); resolves with its members, this connection included. */
-  async join(room: string): Promise<Member[]> {
-    const reply = await this.request({ type: 'subscribe', room });
-    const members = reply.type === 'subscribed' ? reply.members : [];
-    this.rooms.add(room);
-    this.emit('joined', { room, members, rejoined: false });
-    return members;
+  join(room: string): Promise<Member[]> {
+    return this.subscriptions.join(room);
   }
 
-  async leave(room: string): Promise<void> {
-    this.rooms.delete(room);
-    await this.request({ type: 'unsubscribe', room });
+  leave(room: string): Promise<void> {
+    return this.subscriptions.leave(room);
   }
 
   /** A message to the other members of a joined room; resolves once the server accepted it. */
@@ -153,36 +117,17 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
   }
 
   /** Watches users (watched again after every reconnect until `unwatch`); resolves with their current status. */
-  async watch(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
-    for (const user of users) if (!this.watched.has(user)) this.watched.set(user, undefined);
-    return this.watchChunks(users);
+  watch(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
+    return this.subscriptions.watch(users);
   }
 
-  async unwatch(users: readonly string[]): Promise<void> {
-    for (const user of users) this.watched.delete(user);
-    for (const chunk of chunks(users)) await this.request({ type: 'unwatch', users: chunk });
+  unwatch(users: readonly string[]): Promise<void> {
+    return this.subscriptions.unwatch(users);
   }
 
   /** A one-off presence query (no watch). */
-  async presence(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
-    const states: Record<string, PresenceStatus> = {};
-    for (const chunk of chunks(users)) {
-      const reply = await this.request({ type: 'presence', users: chunk });
-      if (reply.type === 'presence' && reply.user === undefined) Object.assign(states, reply.users);
-    }
-    return states;
-  }
-
-  private async watchChunks(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
-    const states: Record<string, PresenceStatus> = {};
-    for (const chunk of chunks(users)) {
-      const reply = await this.request({ type: 'watch', users: chunk });
-      if (reply.type !== 'watching') continue;
-      Object.assign(states, reply.users);
-      for (const [user, status] of Object.entries(reply.users)) this.observePresence(user, status, true);
-      this.emit('watching', { users: reply.users });
-    }
-    return states;
+  presence(users: readonly string[]): Promise<Record<string, PresenceStatus>> {
+    return this.subscriptions.presence(users);
   }
 
   private request(frame: { type: string } & Record<string, unknown>): Promise<ServerFrame> {
@@ -190,7 +135,7 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
     if (this.status !== 'open' || socket === undefined || socket.readyState !== SOCKET_OPEN)
       return Promise.reject(new SwitchboardError('not_connected', `cannot send ${frame.type}: not connected (${this.status})`));
     const id = this.requests.nextId();
-    const answer = this.requests.wait(id, this.sendTimeoutMs);
+    const answer = this.requests.wait(id, this.options.sendTimeoutMs);
     socket.send(JSON.stringify({ ...frame, id }));
     return answer;
   }
@@ -210,9 +155,9 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
     }
     if (generation !== this.generation) return; // closed, or replaced by another attempt, while the provider ran
     if (token === undefined) return this.finish(this.lastCloseCode, 'token_not_renewed');
-    const url = this.urls[this.urlIndex % this.urls.length] ?? '';
+    const url = this.options.urls[this.urlIndex % this.options.urls.length] ?? '';
     this.emit('connecting', { url });
-    const socket = new this.WebSocketClass(`${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`);
+    const socket = new this.options.WebSocket(`${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`);
     this.socket = socket;
     socket.onmessage = (event: { data?: unknown }) => {
       if (socket === this.socket) this.receive(event.data);
@@ -232,7 +177,7 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
   private async obtainToken(newToken: boolean): Promise<string | undefined> {
     const { token: source, device } = this.options;
     if (typeof source === 'string') return newToken ? undefined : source;
-    if (!newToken && this.token !== undefined && stillFresh(this.token, Date.now(), this.refreshMarginMs)) return this.token;
+    if (!newToken && this.token !== undefined && stillFresh(this.token, Date.now(), this.options.refreshMarginMs)) return this.token;
     const refused = newToken ? this.token : undefined;
     const reason = newToken ? 'rejected' : this.token === undefined ? 'connect' : 'expiring';
     const token: unknown = await source({ reason, device });
@@ -260,7 +205,7 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
       case 'member_left':
         return this.emit(frame.type, { room: frame.room, user: frame.user, device: frame.device });
       case 'presence':
-        if (frame.user !== undefined) this.observePresence(frame.user, frame.status, false);
+        if (frame.user !== undefined) this.subscriptions.observe(frame.user, frame.status, false);
         return;
       case 'error':
         return this.emit('error', new SwitchboardError(frame.code as ErrorCode, frame.message, frame.id, frame.retry_after_ms));
@@ -279,36 +224,12 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
     this.current = welcome;
     this.status = 'open';
     this.drainAt = undefined;
-    this.timers.stable = setTimer(() => this.backoff.reset(), this.backoffOptions.resetAfterMs);
+    this.timers.stable = setTimer(() => this.backoff.reset(), this.options.backoff.resetAfterMs);
     this.scheduleHeartbeat(welcome.heartbeatMs);
     this.scheduleRefresh(this.token);
     this.emit('connected', welcome);
-    this.restore();
-  }
-
-  /** Rooms and watches of the previous connection, on this one (resume, SPEC §3.9, will make this the server's job). */
-  private restore(): void {
     const generation = this.generation;
-    for (const room of this.rooms) {
-      this.request({ type: 'subscribe', room }).then(
-        (reply) => reply.type === 'subscribed' && this.emit('joined', { room, members: reply.members, rejoined: true }),
-        (error: SwitchboardError) => {
-          if (generation !== this.generation) return; // that connection is gone; the next one rejoins
-          if (REFUSALS.has(error.code)) this.rooms.delete(room); // asking again would be refused again
-          this.emit('error', error);
-        },
-      );
-    }
-    if (this.watched.size > 0)
-      this.watchChunks([...this.watched.keys()]).catch((error: SwitchboardError) => generation === this.generation && this.emit('error', error));
-  }
-
-  /** 'presence' reports changes: a watch answer only when it differs from what was known before a reconnect. */
-  private observePresence(user: string, status: PresenceStatus, fromWatch: boolean): void {
-    if (!this.watched.has(user)) return;
-    const before = this.watched.get(user);
-    this.watched.set(user, status);
-    if (before !== status && !(fromWatch && before === undefined)) this.emit('presence', { user, status });
+    this.subscriptions.restore(() => generation === this.generation);
   }
 
   private socketClosed(code: number, reason: string): void {
@@ -318,12 +239,12 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
     const delay = stop ? undefined : this.delayFor(action);
     this.connectionLost(code, reason, delay);
     if (delay === undefined || action.kind === 'stop') return this.finish(code, reason);
-    this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+    this.urlIndex = (this.urlIndex + 1) % this.options.urls.length;
     this.scheduleReconnect(delay, action.newToken);
   }
 
   private delayFor(action: Extract<CloseAction, { kind: 'reconnect' }>): number {
-    const { initialMs, jitter } = this.backoffOptions;
+    const { initialMs, jitter } = this.options.backoff;
     const soon = initialMs * jitter * Math.random();
     if (action.wait === 'backoff') return this.backoff.next();
     if (action.wait === 'soon') return soon;
@@ -386,7 +307,7 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
     if (exp === undefined || typeof this.options.token === 'string') return;
     const provider = this.options.token;
     const generation = this.generation;
-    this.timers.refresh = setTimer(() => void this.refresh(provider, generation), refreshDelayMs(exp, Date.now(), this.refreshMarginMs));
+    this.timers.refresh = setTimer(() => void this.refresh(provider, generation), refreshDelayMs(exp, Date.now(), this.options.refreshMarginMs));
   }
 
   /**
@@ -409,10 +330,4 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
       this.emit('error', error instanceof SwitchboardError ? error : new SwitchboardError('token_provider', `the token provider failed: ${String(error)}`));
     }
   }
-}
-
-function chunks<T>(items: readonly T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += USERS_PER_FRAME) out.push(items.slice(i, i + USERS_PER_FRAME));
-  return out;
 }

@@ -18,7 +18,8 @@
 // provider; 4009 replaced → never (event `closed`); 4010 and the rest →
 // jittered exponential backoff, reset once a connection stayed up. Rooms and
 // watches are restored after a reconnect. docs/client-sdk.md has the details.
-export { SwitchboardClient, CLIENT_HEARTBEAT_TIMEOUT, type ClientOptions, type ClientState } from './client';
+export { SwitchboardClient, CLIENT_HEARTBEAT_TIMEOUT, type ClientState } from './client';
+export type { ClientOptions } from './options';
 export { SwitchboardError, type ClientErrorCode } from './errors';
 export { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 export { closeAction, type CloseAction } from './close-policy';

@@ -1,9 +1,9 @@
 // A SwitchboardClient on a fake WebSocket under node:test mock timers, with
 // every event it emits recorded, for the SDK's unit tests.
 import type { TestContext } from 'node:test';
-import { SwitchboardClient, type ClientOptions } from '../../src/client/client';
+import { SwitchboardClient, type ClientOptions } from '../../src/client/index';
 import type { ClientEvents } from '../../src/client/events';
-import { fakeWebSocket } from './fake-websocket';
+import { fakeWebSocket, settle } from './fake-websocket';
 
 export const EPOCH_MS = 1_700_000_000_000;
 /** Heartbeat far beyond any test's clock, for tests not about heartbeats. */
@@ -29,4 +29,13 @@ export function sdkClient(t: TestContext, options: Partial<ClientOptions> = {}) 
   /** The values of every recorded event `name`, in order. */
   const seen = <K extends keyof ClientEvents>(name: K): ClientEvents[K][] => events.filter((e) => e[0] === name).map((e) => e[1] as ClientEvents[K]);
   return { client, server, events, seen };
+}
+
+/** `sdkClient`, connected: the first socket has sent its welcome (heartbeats off). */
+export async function connectedSdkClient(t: TestContext, options: Partial<ClientOptions> = {}) {
+  const setup = sdkClient(t, options);
+  void setup.client.connect().catch(() => undefined);
+  await settle();
+  setup.server.last().welcome(NO_HEARTBEAT);
+  return { ...setup, socket: setup.server.last() };
 }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { fakeJwt, settle } from '../helpers/fake-websocket';
-import { EPOCH_MS, NO_HEARTBEAT, sdkClient } from '../helpers/sdk-client';
+import { connectedSdkClient, EPOCH_MS, NO_HEARTBEAT, sdkClient } from '../helpers/sdk-client';
 
 /** A provider handing out token-1, token-2, ... and recording why it was asked. */
 function tokenProvider() {
@@ -31,10 +31,7 @@ describe('client reconnects by close code', () => {
   });
 
   test('4010 slow consumer: reconnects after the backoff delay, to the next URL, same token', async (t) => {
-    const { client, server, seen } = sdkClient(t);
-    void client.connect().catch(() => undefined);
-    await settle();
-    server.last().welcome(NO_HEARTBEAT);
+    const { client, server, seen } = await connectedSdkClient(t);
     server.last().serverClose(4010, 'slow_consumer');
     assert.deepEqual(seen('disconnected'), [{ code: 4010, reason: 'slow_consumer', reconnectInMs: 100 }]);
     assert.equal(client.state, 'reconnecting');
@@ -139,10 +136,7 @@ describe('client reconnects by close code', () => {
   });
 
   test('4009 replaced: no reconnect, ever; closed says why', async (t) => {
-    const { client, server, seen } = sdkClient(t);
-    void client.connect().catch(() => undefined);
-    await settle();
-    server.last().welcome(NO_HEARTBEAT);
+    const { client, server, seen } = await connectedSdkClient(t);
     server.last().serverClose(4009, 'replaced');
     assert.deepEqual(seen('disconnected'), [{ code: 4009, reason: 'replaced', reconnectInMs: undefined }]);
     assert.deepEqual(seen('closed'), [{ code: 4009, reason: 'replaced' }]);
@@ -187,10 +181,7 @@ describe('client reconnects by close code', () => {
   });
 
   test('close(): no reconnect, waiting requests rejected, closed with 1000', async (t) => {
-    const { client, server, seen } = sdkClient(t);
-    void client.connect().catch(() => undefined);
-    await settle();
-    server.last().welcome(NO_HEARTBEAT);
+    const { client, server, seen } = await connectedSdkClient(t);
     const pending = client.send('u2', 'offer', { sdp: 'x' });
     client.close();
     await assert.rejects(pending, { code: 'closed' });

@@ -6,15 +6,9 @@ import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import { SwitchboardError } from '../../src/client/errors';
 import { settle } from '../helpers/fake-websocket';
-import { NO_HEARTBEAT, sdkClient } from '../helpers/sdk-client';
+import { connectedSdkClient, NO_HEARTBEAT, sdkClient } from '../helpers/sdk-client';
 
-async function connected(t: TestContext) {
-  const setup = sdkClient(t);
-  void setup.client.connect().catch(() => undefined);
-  await settle();
-  setup.server.last().welcome(NO_HEARTBEAT);
-  return { ...setup, socket: setup.server.last() };
-}
+const connected = (t: TestContext) => connectedSdkClient(t);
 
 describe('send() settles by the answer to its id', () => {
   test('ack resolves with the id; the frame on the wire is the signal with a fresh id', async (t) => {
