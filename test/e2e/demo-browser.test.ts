@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { BROWSER_TEST_TIMEOUT_MS as TEST_TIMEOUT_MS, contains, holds, launchBrowser, openTab as openPage, setPeer, shows, textOf, type Tab } from '../helpers/browser';
+import { BROWSER_TEST_TIMEOUT_MS as TEST_TIMEOUT_MS, callAndOpen, contains, holds, launchBrowser, openTab as openPage, setPeer, shows, textOf, type Tab } from '../helpers/browser';
 import { startTestNode, type TestNode } from '../helpers/node';
 import { TestClient } from '../helpers/ws-client';
 
@@ -66,14 +66,7 @@ describe('demo page in a browser', () => {
     await contains(a.page, '#log', 'presence: bob is online');
 
     // The call: offer/answer/candidates go through the node; the channel is peer-to-peer.
-    await a.page.click('#call');
-    await shows(a.page, '#channel-state', 'open');
-    await shows(b.page, '#channel-state', 'open');
-    await contains(a.page, '#log', 'data channel open');
-    await contains(b.page, '#log', 'data channel open');
-    await contains(a.page, '#log', 'answer from bob/bob-laptop');
-    await contains(b.page, '#log', 'offer from alice/alice-laptop: answering');
-    await contains(a.page, '#log', 'ack m'); // the offer's id came back acknowledged
+    await callAndOpen(a, b, 'alice/alice-laptop', 'bob/bob-laptop');
     assert.equal(await b.page.inputValue('#peer'), 'alice', "the callee's peer field is filled from the offer");
     assert.equal(await a.page.isDisabled('#hangup'), false);
 

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import jwt from 'jsonwebtoken';
 import type { Browser } from 'playwright-core';
-import { BROWSER_TEST_TIMEOUT_MS, contains, launchBrowser, openTab, shows, type Tab } from '../helpers/browser';
+import { BROWSER_TEST_TIMEOUT_MS, callAndOpen, contains, launchBrowser, openTab, shows, type Tab } from '../helpers/browser';
 import { TEST_SECRET } from '../helpers/node';
 import { spawnNode, type SpawnedNode } from '../helpers/process';
 import { startRedis } from '../helpers/redis';
@@ -62,18 +62,12 @@ test('two pages on two nodes: a data channel signaled across nodes; a drained no
   await shows(b.page, '#peer-presence', 'online');
 
   // The call: node 1 → Redis → node 2 and back.
-  await a.page.click('#call');
-  await shows(a.page, '#channel-state', 'open');
-  await shows(b.page, '#channel-state', 'open');
-  await contains(b.page, '#log', 'offer from alice/alice-laptop: answering');
-  await contains(a.page, '#log', 'answer from bob/bob-laptop');
-  await contains(a.page, '#log', 'ack m');
+  await callAndOpen(a, b, 'alice/alice-laptop', 'bob/bob-laptop');
   await chat(a, b, 'alice', 'hello across nodes');
   await chat(b, a, 'bob', 'hi back');
 
   // Drain node 1: it tells page A, closes it with 1012 and exits; the SDK takes page A to node 2.
   node1.kill('SIGTERM');
-  assert.deepEqual(await node1.exited, { code: 0, signal: null });
   await contains(a.page, '#log', 'node draining');
   await contains(a.page, '#log', 'socket closed: 1012 draining');
   await shows(a.page, '#me', 'alice / alice-laptop @ sdk-node-2');
@@ -89,6 +83,7 @@ test('two pages on two nodes: a data channel signaled across nodes; a drained no
   await contains(b.page, '#log', 'bye from alice');
   await shows(b.page, '#channel-state', 'closed');
 
+  assert.deepEqual(await node1.exited, { code: 0, signal: null }, 'node 1 drained and exited cleanly');
   assert.deepEqual([...a.errors, ...b.errors], [], 'no page errors');
   assert.equal(node2.exitStatus, undefined, 'node 2 still runs');
 });

@@ -87,3 +87,19 @@ export async function setPeer(page: Page, user: string): Promise<void> {
   await page.fill('#peer', user);
   await page.dispatchEvent('#peer', 'change');
 }
+
+/**
+ * On the demo page: `caller` presses Call and both pages reach an open data
+ * channel; each log shows the other side of the exchange (`who` is
+ * "user/device"), and the offer's ack.
+ */
+export async function callAndOpen(caller: Tab, callee: Tab, callerWho: string, calleeWho: string): Promise<void> {
+  await caller.page.click('#call');
+  await shows(caller.page, '#channel-state', 'open');
+  await shows(callee.page, '#channel-state', 'open');
+  await contains(caller.page, '#log', 'data channel open');
+  await contains(callee.page, '#log', 'data channel open');
+  await contains(caller.page, '#log', `answer from ${calleeWho}`);
+  await contains(callee.page, '#log', `offer from ${callerWho}: answering`);
+  await contains(caller.page, '#log', 'ack m'); // the offer's id came back acknowledged
+}
