@@ -51,12 +51,11 @@ EXPOSE 8080
 USER node
 
 # /live answers 200 while the event loop runs. No curl in the slim image:
-# Node's own fetch. It asks 127.0.0.1, which the default HOST (0.0.0.0) covers.
+# Node itself asks 127.0.0.1 (which the default HOST, 0.0.0.0, covers), over
+# https when TLS_CERT_FILE is set; the node's own certificate is not checked
+# (it names the service, not 127.0.0.1), as this only asks whether it is alive.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
-    CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+    CMD ["node", "-e", "const s=!!process.env.TLS_CERT_FILE;require(s?'https':'http').get({host:'127.0.0.1',port:process.env.PORT||8080,path:'/live',rejectUnauthorized:false,timeout:2500},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))"]
 
-# Exec form, no shell in between: `docker stop` / a pod deletion sends
-# SIGTERM to node itself, which drains (SPEC §6.3) and exits 0. Node as PID 1
-# is fine here: Switchboard handles SIGTERM and SIGINT and starts no children.
 ENTRYPOINT ["node", "dist/src/cli/index.js"]
 CMD ["serve"]

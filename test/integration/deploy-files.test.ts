@@ -9,7 +9,8 @@
 // installed. (The HAProxy config has its own test: deploy-haproxy.)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import proxyaddr from 'proxy-addr';
@@ -17,6 +18,7 @@ import { parse } from 'yaml';
 import { NODE_FLAGS } from '../../src/cli/node-flags';
 import { ConfigError, loadConfig } from '../../src/config/load';
 import { envSchema, ENV_NAMES } from '../../src/config/schema';
+import { makeTestCertificate } from '../helpers/certificates';
 import { startTestNode, TEST_SECRET } from '../helpers/node';
 import { REPO_ROOT } from '../helpers/process';
 import { freePort } from '../helpers/redis';
@@ -165,15 +167,22 @@ test("Dockerfile: the HEALTHCHECK command passes against a running node and fail
   const healthcheck = runtime.filter((i) => i.keyword === 'HEALTHCHECK').at(-1)?.args ?? '';
   const [binary, ...args] = execForm(/\bCMD\s+(\[.*\])\s*$/.exec(healthcheck)?.[1] ?? 'null');
   assert.equal(binary, 'node');
-  const run = (port: number) =>
+  const run = (port: number, env: Record<string, string> = {}) =>
     new Promise<number>((resolve) => {
-      execFile(process.execPath, args, { env: { ...process.env, PORT: String(port) }, timeout: 10_000 }, (error) => {
+      execFile(process.execPath, args, { env: { ...process.env, PORT: String(port), ...env }, timeout: 10_000 }, (error) => {
         resolve(error === null ? 0 : typeof error.code === 'number' ? error.code : -1);
       });
     });
   const node = await startTestNode(t);
   assert.equal(await run(node.port), 0);
   assert.equal(await run(await freePort()), 1);
+  // With TLS on the node's port, the same command asks over https.
+  const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-healthcheck-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { cert, key } = await makeTestCertificate(dir);
+  const tlsNode = await startTestNode(t, { TLS_CERT_FILE: cert, TLS_KEY_FILE: key });
+  assert.equal(await run(tlsNode.port, { TLS_CERT_FILE: cert }), 0, 'over https');
+  assert.equal(await run(tlsNode.port), 1, 'plain http to the TLS port fails');
 });
 
 test('.dockerignore keeps installed and built files, VCS data and secrets out of the build context', () => {

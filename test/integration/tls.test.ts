@@ -17,6 +17,7 @@ import { ConfigError, loadConfig } from '../../src/config/load';
 import { startBackend } from '../helpers/backend';
 import { BaselineSidecar } from '../helpers/baseline-sidecar';
 import { http } from '../helpers/http';
+import { makeTestCertificate } from '../helpers/certificates';
 import { startTestNode, TEST_SECRET } from '../helpers/node';
 import { runCli } from '../helpers/process';
 import { freePort } from '../helpers/redis';
@@ -41,12 +42,7 @@ let files: Files;
 before(async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-tls-'));
   const at = (name: string) => path.join(dir, name);
-  // P-256: key generation takes milliseconds where RSA takes a noticeable fraction of a second.
-  await run('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    '-keyout', at('key.pem'), '-out', at('cert.pem'),
-  ]);
+  await makeTestCertificate(dir);
   await run('openssl', ['pkcs8', '-topk8', '-v2', 'aes-256-cbc', '-in', at('key.pem'), '-out', at('encrypted-key.pem'), '-passout', `pass:${PASSPHRASE}`]);
   const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' });
   writeFileSync(at('other-key.pem'), other);
