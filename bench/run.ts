@@ -25,7 +25,7 @@ import { killAll } from './orchestrator/processes';
 import { profileSwitchboard, type ProfileOutput } from './orchestrator/profile';
 import { writeResults } from './orchestrator/report';
 import { runGroup } from './orchestrator/rounds';
-import type { WorkloadResult } from './orchestrator/statistics';
+import type { WorkloadResult } from './orchestrator/model';
 import { stopRedis } from './orchestrator/systems';
 import { profileTunnel } from './orchestrator/tunnel-profile';
 import { writeTokens } from './orchestrator/tokens';

@@ -9,7 +9,7 @@ import { protocolArgs, runLoadgen, type Measurement } from './loadgen';
 import type { Options } from './options';
 import { OUT, ROOT } from './paths';
 import { Child } from './processes';
-import { fmt } from './report';
+import { fmt } from './format';
 import { startSwitchboard } from './systems';
 import type { TokenFiles } from './tokens';
 

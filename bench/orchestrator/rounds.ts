@@ -4,11 +4,11 @@
 import type { Measurement } from './loadgen';
 import type { Options } from './options';
 import { sleep } from './processes';
-import { describe } from './report';
-import { evaluate, type WorkloadResult } from './statistics';
+import { describe } from './format';
+import type { Group, RoundContext, Workload, WorkloadResult } from './model';
+import { evaluate } from './statistics';
 import { deploy, SYSTEM_LABEL, SYSTEMS, undeploy, type Deployment, type SystemName } from './systems';
 import type { TokenFiles } from './tokens';
-import type { Group, RoundContext, Workload } from './workloads';
 
 /** Runs a group's rounds; a failed measurement is recorded as failed and the rest go on. */
 export async function runGroup(group: Group, o: Options, tokens: TokenFiles, log: (line: string) => void): Promise<WorkloadResult[]> {

@@ -1,15 +1,7 @@
 // Statistics over a workload's runs: median, min and max per system, the ratio
 // switchboard/baseline of the medians, and whether the target is met.
-import type { Measurement } from './loadgen';
 import type { SystemName } from './systems';
-import type { Target, Workload } from './workloads';
-
-export interface Stat {
-  median: number;
-  min: number;
-  max: number;
-  n: number;
-}
+import type { MetricResult, Stat, Workload, WorkloadResult } from './model';
 
 function stat(values: number[]): Stat | undefined {
   const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -21,26 +13,6 @@ function stat(values: number[]): Stat | undefined {
 
 export function median(list: number[]): number {
   return stat(list)?.median ?? NaN;
-}
-
-export interface MetricResult {
-  key: string;
-  label: string;
-  unit: string;
-  baseline?: Stat;
-  switchboard?: Stat;
-  ratio?: number;
-  target?: Target;
-  met?: boolean;
-}
-
-export interface WorkloadResult {
-  id: string;
-  group: string;
-  title: string;
-  params: Record<string, number | string>;
-  runs: Record<SystemName, (Measurement | { failed: string })[]>;
-  metrics: MetricResult[];
 }
 
 export function evaluate(w: Pick<Workload, 'id' | 'title' | 'params' | 'metrics'>, group: string, runs: WorkloadResult['runs']): WorkloadResult {

@@ -12,7 +12,7 @@ import { awaitStatus, backendConfig, startNginx, type Nginx } from './nginx';
 import type { Options } from './options';
 import { OUT, ROOT } from './paths';
 import type { Child } from './processes';
-import { describe } from './report';
+import { describe } from './format';
 import { ensureRedis, startSwitchboard, type Server } from './systems';
 import { BIG_FILE, CALL_PREFIX, startSidecar, WARM_FILE, withTunnelFiles, type TunnelFiles } from './tunnel-systems';
 

@@ -12,11 +12,11 @@ import path from 'node:path';
 import { runDownload, runWrk } from './http-load';
 import type { Measurement } from './loadgen';
 import type { Options } from './options';
-import { describe } from './report';
-import { evaluate, type WorkloadResult } from './statistics';
+import { describe } from './format';
+import type { MetricSpec, OwnRoundsGroup, Workload, WorkloadResult } from './model';
+import { evaluate } from './statistics';
 import { redisServerPid } from './systems';
 import { BIG_FILE, CALL_PREFIX, deployTunnel, undeployTunnel, WARM_FILE, withTunnelFiles, type TunnelSystems } from './tunnel-systems';
-import type { MetricSpec, OwnRoundsGroup, Workload } from './workloads';
 
 type Path = 'direct' | 'nginx' | 'one' | 'two';
 

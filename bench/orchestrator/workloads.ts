@@ -1,59 +1,16 @@
-// The workloads: what a workload and a group are, and the groups W1–W6 (see
+// The workloads: the groups W1–W6 (what a workload and a group are: model.ts; see
 // "Workloads and targets" in bench/README.md).
 //
 // Workloads are a list of groups; a group says which servers it needs (one
 // node, two nodes on Redis, a fresh node per measurement), or runs its own
 // rounds over systems of its own (W6: the tunnel against nginx,
 // tunnel-workloads.ts).
-import { protocolArgs, runLoadgen, type Measurement } from './loadgen';
+import { protocolArgs, runLoadgen } from './loadgen';
 import type { Options } from './options';
-import type { WorkloadResult } from './statistics';
+import type { Group, MetricSpec, OwnRoundsGroup, Workload } from './model';
 import { tunnelGroup } from './tunnel-workloads';
 import { LOADGEN } from './paths';
 import { Child, parseJson, rssBytes, sleep } from './processes';
-import type { Deployment, SystemName, Topology } from './systems';
-import type { TokenFiles } from './tokens';
-
-/** `ratio`: switchboard/baseline of the medians must be ≥ min. `max`: switchboard's median must be ≤ value. */
-export type Target = { kind: 'ratio'; min: number } | { kind: 'max'; value: number };
-
-export interface MetricSpec {
-  key: string;
-  label: string;
-  unit: 'msg/s' | 'µs' | 'B' | 'conn/s' | 'req/s' | 'MB/s' | 'MiB';
-  target?: Target;
-}
-
-export interface RoundContext {
-  options: Options;
-  tokens: TokenFiles;
-  /** This round's measurements so far, by workload id then system. */
-  results: Map<string, Partial<Record<SystemName, Measurement>>>;
-}
-
-export interface Workload {
-  id: string;
-  title: string;
-  params: Record<string, number | string>;
-  metrics: MetricSpec[];
-  measure(d: Deployment, ctx: RoundContext): Promise<Measurement>;
-}
-
-export interface Group {
-  name: string;
-  title: string;
-  topology: Topology;
-  /** Start new servers for every measurement (memory, connect storms) instead of once per round. */
-  freshPerMeasurement: boolean;
-  workloads: Workload[];
-}
-
-/** A group that deploys and alternates its own systems (not baseline/Switchboard) and pairs them into rows itself. */
-export interface OwnRoundsGroup {
-  name: string;
-  title: string;
-  run(o: Options, log: (line: string) => void): Promise<WorkloadResult[]>;
-}
 
 const LATENCY: MetricSpec[] = [
   { key: 'p50_us', label: 'p50 latency', unit: 'µs' },

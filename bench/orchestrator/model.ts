@@ -1,0 +1,76 @@
+// The bench's model: what a workload is, how its metrics are judged, and what
+// a group of workloads yields. Types only, shared by the workload
+// definitions (workloads.ts, tunnel-workloads.ts), the statistics and the
+// report, so none of those needs another's module for a type.
+import type { Measurement } from './loadgen';
+import type { Options } from './options';
+import type { Deployment, SystemName, Topology } from './systems';
+import type { TokenFiles } from './tokens';
+
+/** `ratio`: switchboard/baseline of the medians must be ≥ min. `max`: switchboard's median must be ≤ value. */
+export type Target = { kind: 'ratio'; min: number } | { kind: 'max'; value: number };
+
+export interface MetricSpec {
+  key: string;
+  label: string;
+  unit: 'msg/s' | 'µs' | 'B' | 'conn/s' | 'req/s' | 'MB/s' | 'MiB';
+  target?: Target;
+}
+
+export interface RoundContext {
+  options: Options;
+  tokens: TokenFiles;
+  /** This round's measurements so far, by workload id then system. */
+  results: Map<string, Partial<Record<SystemName, Measurement>>>;
+}
+
+export interface Workload {
+  id: string;
+  title: string;
+  params: Record<string, number | string>;
+  metrics: MetricSpec[];
+  measure(d: Deployment, ctx: RoundContext): Promise<Measurement>;
+}
+
+export interface Group {
+  name: string;
+  title: string;
+  topology: Topology;
+  /** Start new servers for every measurement (memory, connect storms) instead of once per round. */
+  freshPerMeasurement: boolean;
+  workloads: Workload[];
+}
+
+/** A group that deploys and alternates its own systems (not baseline/Switchboard) and pairs them into rows itself. */
+export interface OwnRoundsGroup {
+  name: string;
+  title: string;
+  run(o: Options, log: (line: string) => void): Promise<WorkloadResult[]>;
+}
+
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export interface MetricResult {
+  key: string;
+  label: string;
+  unit: string;
+  baseline?: Stat;
+  switchboard?: Stat;
+  ratio?: number;
+  target?: Target;
+  met?: boolean;
+}
+
+export interface WorkloadResult {
+  id: string;
+  group: string;
+  title: string;
+  params: Record<string, number | string>;
+  runs: Record<SystemName, (Measurement | { failed: string })[]>;
+  metrics: MetricResult[];
+}
