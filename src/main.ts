@@ -79,6 +79,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const { config, logger } = options;
   const metrics = new Metrics({ node: config.nodeId });
   metrics.initFrameTypes([...CLIENT_FRAME_TYPES, 'invalid'], SERVER_FRAME_TYPES);
+  metrics.maxConnections.set(config.MAX_CONNECTIONS);
   const backend = await createBackend(config, logger, metrics);
   const bus = options.bus ?? backend.bus;
   const presence = options.presence ?? backend.presence;

@@ -49,8 +49,10 @@ export class HealthMonitor {
     this.pending.clear();
   }
 
+  /** From here until the process exits: /ready answers 503 and signaling_draining is 1. */
   setDraining(): void {
     this.draining = true;
+    this.metrics.draining.set(1);
   }
 
   get isDraining(): boolean {

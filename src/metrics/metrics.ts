@@ -3,6 +3,7 @@
 // Names are kept from the design Switchboard descends from (SPEC §6.2) so that
 // existing dashboards work. No label ever carries a user, device, room or path.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ERROR_CODES, type ErrorCode } from '../errors/codes';
 import { FastHistogram } from './fast-histogram';
 
 export class Metrics {
@@ -111,6 +112,25 @@ export class Metrics {
     labelNames: ['queue'] as const,
     registers: [this.registry],
   });
+  // An error frame can answer every frame of a flood (rate_limited, bad_message): counted like the frames above.
+  private readonly errors = new Map<string, number>();
+  readonly errorFrames: Counter<'code'> = new Counter({
+    name: 'signaling_errors_total',
+    help: 'Error frames sent to app clients, by code (the fixed set of src/errors/codes.ts)',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+    collect: (): void => flushInto(this.errors, this.errorFrames, 'code'),
+  });
+  readonly draining = new Gauge({
+    name: 'signaling_draining',
+    help: '1 from the moment the node starts draining (SIGTERM, SIGINT) until it exits, else 0',
+    registers: [this.registry],
+  });
+  readonly maxConnections = new Gauge({
+    name: 'signaling_max_connections',
+    help: 'The configured MAX_CONNECTIONS of this node (0: no limit but the file descriptors)',
+    registers: [this.registry],
+  });
   readonly busPublishErrors = new Counter({
     name: 'signaling_bus_publish_errors_total',
     help: 'Bus publishes that failed; the affected senders were told `unavailable`',
@@ -123,6 +143,11 @@ export class Metrics {
   /** Counts a sent frame (`type` is one of the known frame types: bounded cardinality). */
   countSent(type: string): void {
     this.sent.set(type, (this.sent.get(type) ?? 0) + 1);
+  }
+
+  /** Counts an error frame sent to an app client. */
+  countError(code: ErrorCode): void {
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
   }
 
   countReceived(type: string): void {
@@ -139,6 +164,8 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     for (const bound of ['user', 'node']) this.rateLimitQueueFull.inc({ bound }, 0);
     for (const queue of ['early_frames', 'frames_waiting']) this.queueOverflows.inc({ queue }, 0);
+    for (const code of Object.keys(ERROR_CODES)) this.errorFrames.inc({ code }, 0);
+    this.draining.set(0);
   }
 
   /** Pre-creates the label sets of every known frame type so dashboards see zeros, not gaps. */

@@ -345,7 +345,7 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
       audit(this.log, 'rate_limit_close', { strikes: this.strikes });
       return this.close(CLOSE.rate_limited);
     }
-    this.send(encode.error('rate_limited', `over ${config.RATE_LIMIT_POINTS} frames per ${config.RATE_LIMIT_DURATION_S}s`, id, { retry_after_ms: retryAfterMs }), 'error');
+    this.sendError('rate_limited', `over ${config.RATE_LIMIT_POINTS} frames per ${config.RATE_LIMIT_DURATION_S}s`, id, { retry_after_ms: retryAfterMs });
   }
 
   // ── helpers ─────────────────────────────────────────────────────────────
@@ -364,8 +364,10 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     this.sendError('unavailable', 'internal error; try again', id);
   }
 
-  private sendError(code: ErrorCode, message: string, id: string | undefined): void {
-    this.send(encode.error(code, message, id), 'error');
+  /** Every error frame goes out here, so that signaling_errors_total counts each one by its code. */
+  private sendError(code: ErrorCode, message: string, id: string | undefined, extra?: { retry_after_ms: number }): void {
+    this.deps.metrics.countError(code);
+    this.send(encode.error(code, message, id, extra), 'error');
   }
 
   /** Every frame goes out here; before the welcome, frames wait behind it (SPEC §3.1: the welcome comes first). */

@@ -28,6 +28,7 @@ describe('graceful shutdown (drain)', () => {
     test(`${signal}: not ready at once, upgrades refused, draining + 1012 spread over DRAIN_SPREAD_MS, exit 0`, async (t) => {
       const node = await spawnNode(t, { JWT_SECRET: TEST_SECRET, DRAIN_SPREAD_MS: String(SPREAD_MS), LOG_LEVEL: 'info' });
       assert.equal((await http(node.port, 'GET', '/ready')).status, 200);
+      assert.match((await http(node.port, 'GET', '/metrics')).body, /^signaling_draining(?:\{[^}]*\})? 0$/m);
 
       const watched: Watched[] = [];
       for (let i = 0; i < CLIENTS; i++) {
@@ -48,6 +49,8 @@ describe('graceful shutdown (drain)', () => {
         return res;
       });
       assert.equal((ready.json() as { status: string }).status, 'draining');
+      // The gauge dashboards and SwitchboardNoReadyNodes read turns 1 with it.
+      assert.match((await http(node.port, 'GET', '/metrics')).body, /^signaling_draining(?:\{[^}]*\})? 1$/m);
       assert.ok(stillOpen() > 0, 'every client was already closed when /ready turned 503: the drain was not spread');
 
       const health = await http(node.port, 'GET', '/health');

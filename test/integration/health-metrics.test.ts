@@ -1,7 +1,9 @@
 // SPEC §1 (endpoints, 404), §6.1 (health, readiness, liveness) and §6.2
-// (Prometheus metrics: names, types, labels, cardinality, METRICS_PORT).
+// (Prometheus metrics: names, types, labels, cardinality, METRICS_PORT), and the
+// metrics operations add to them (errors by code, draining, MAX_CONNECTIONS).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { ERROR_CODES } from '../../src/errors/codes';
 import { eventually } from '../helpers/eventually';
 import { http } from '../helpers/http';
 import { startTestNode, type TestNode } from '../helpers/node';
@@ -152,29 +154,37 @@ describe('/metrics', () => {
     ['relay_request_duration_seconds', 'histogram', []],
     ['relay_tunnels_active', 'gauge', []],
   ];
+  // Beyond SPEC §6.2, for the dashboard and the alerts (monitoring/): same rule, no label names a user, device, room or path.
+  const OPS_METRICS: typeof SPEC_METRICS = [
+    ['signaling_errors_total', 'counter', ['code']],
+    ['signaling_draining', 'gauge', []],
+    ['signaling_max_connections', 'gauge', []],
+  ];
+  const ALL_METRICS = [...SPEC_METRICS, ...OPS_METRICS];
   const DEFAULTS = ['process_cpu_user_seconds_total', 'process_cpu_system_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes'];
 
-  test('text/plain exposition with every SPEC §6.2 metric (right type) and prom-client defaults', async (t) => {
+  test('text/plain exposition with every SPEC §6.2 and operations metric (right type) and prom-client defaults', async (t) => {
     const node = await startTestNode(t);
     const res = await http(node.port, 'GET', '/metrics');
     assert.equal(res.status, 200);
     assert.match(String(res.headers['content-type']), /^text\/plain/);
     const { types } = parseMetrics(res.body);
-    for (const [name, type] of SPEC_METRICS) assert.equal(types.get(name), type, `# TYPE of ${name}`);
+    for (const [name, type] of ALL_METRICS) assert.equal(types.get(name), type, `# TYPE of ${name}`);
     for (const name of DEFAULTS) assert.ok(types.has(name), `default metric ${name} missing`);
   });
 
-  test('label names are the SPEC ones; spec values for scope and direction', async (t) => {
+  test('label names are the SPEC ones; spec values for scope and direction; error codes from the one table', async (t) => {
     const node = await startTestNode(t);
     const a = await TestClient.welcomed(node.port, node.token({ sub: 'ann' }));
     const b = await TestClient.welcomed(node.port, node.token({ sub: 'ben' }));
     t.after(() => [a, b].forEach((c) => c.close()));
     await a.request({ type: 'offer', to: 'ben', payload: 1 }, 'ack');
+    await a.request({ type: 'offer', to: 'nobody-here', payload: 1 }, 'error');
     a.close();
     const { samples } = await scrape(node.port);
     // Labels every sample may carry: the registry's default labels (the same set on all samples).
     const defaults = new Set(Object.keys(samples.find((s) => s.name === 'signaling_bus_up')?.labels ?? {}));
-    for (const [name, type, labelNames] of SPEC_METRICS) {
+    for (const [name, type, labelNames] of ALL_METRICS) {
       const family = samples.filter((s) => s.name === name || (type === 'histogram' && /^(.*)_(bucket|sum|count)$/.exec(s.name)?.[1] === name));
       for (const s of family) {
         const own = Object.keys(s.labels).filter((k) => !defaults.has(k) && !(s.name.endsWith('_bucket') && k === 'le'));
@@ -185,6 +195,8 @@ describe('/metrics', () => {
     for (const v of values('signaling_message_delivery_seconds_count', 'scope')) assert.ok(v === 'local' || v === 'remote', `scope=${v}`);
     for (const v of values('signaling_bus_messages_total', 'direction')) assert.ok(v === 'in' || v === 'out', `direction=${v}`);
     for (const v of values('relay_requests_total', 'status')) assert.match(v ?? '', /^[1-5]xx$/);
+    // Exactly the codes of src/errors/codes.ts, each once: a fixed set, never a client's text.
+    assert.deepEqual([...values('signaling_errors_total', 'code')].sort(), Object.keys(ERROR_CODES).sort());
   });
 
   test('counters move with traffic: received{type=offer}, sent{type=offer|ack}, active connections, durations, rate limit', async (t) => {
@@ -213,7 +225,9 @@ describe('/metrics', () => {
     await eventually(() => assert.equal(ben.all('pong').length + refused(), 20));
     assert.ok(refused() >= 1);
     assert.equal(delta('signaling_rate_limit_exceeded_total'), 0);
-    assert.equal(valueOf((await scrape(node.port)).samples, 'signaling_rate_limit_exceeded_total'), refused());
+    const flooded = (await scrape(node.port)).samples;
+    assert.equal(valueOf(flooded, 'signaling_rate_limit_exceeded_total'), refused());
+    assert.equal(valueOf(flooded, 'signaling_errors_total', { code: 'rate_limited' }), refused());
 
     ann.close();
     await eventually(async () => {
@@ -237,11 +251,58 @@ describe('/metrics', () => {
       ['signaling_message_delivery_seconds_count', { scope: 'remote' }],
       ['signaling_bus_messages_total', { direction: 'in' }],
       ['signaling_bus_messages_total', { direction: 'out' }],
+      ...Object.keys(ERROR_CODES).map((code): [string, Record<string, string>] => ['signaling_errors_total', { code }]),
     ];
     const missing = expected
       .filter(([name, labels]) => !samples.some((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)))
       .map(([name, labels]) => `${name}${JSON.stringify(labels)}`);
     assert.deepEqual(missing, []);
+  });
+
+  test('signaling_errors_total counts every error frame a client gets, by its code', async (t) => {
+    const node = await startTestNode(t);
+    const before = (await scrape(node.port)).samples;
+    const c = await TestClient.welcomed(node.port, node.token({ sub: 'ann' }));
+    t.after(() => c.close());
+    // One error of each kind the client can cause alone: bad_message (malformed and binary), unknown_type,
+    // peer_offline, not_subscribed.
+    c.ws.send('{"type":');
+    assert.equal((await c.next('error')).code, 'bad_message');
+    c.ws.send(Buffer.from([0, 1, 2]));
+    assert.equal((await c.next('error')).code, 'bad_message');
+    assert.equal((await c.request({ type: 'hack' }, 'error')).code, 'unknown_type');
+    assert.equal((await c.request({ type: 'message', to: 'nobody', payload: 1 }, 'error')).code, 'peer_offline');
+    assert.equal((await c.request({ type: 'publish', room: 'lobby', payload: 1 }, 'error')).code, 'not_subscribed');
+
+    const after = (await scrape(node.port)).samples;
+    const delta = (name: string, labels: Record<string, string>) => valueOf(after, name, labels) - valueOf(before, name, labels);
+    const moved = Object.fromEntries(Object.keys(ERROR_CODES).map((code) => [code, delta('signaling_errors_total', { code })]));
+    assert.deepEqual(moved, { ...Object.fromEntries(Object.keys(ERROR_CODES).map((code) => [code, 0])), bad_message: 2, unknown_type: 1, peer_offline: 1, not_subscribed: 1 });
+    // Each error frame counted once by code and once among the frames sent.
+    assert.equal(delta('signaling_messages_sent_total', { type: 'error' }), 5);
+  });
+
+  test('signaling_max_connections is the configured MAX_CONNECTIONS (0: unlimited)', async (t) => {
+    const unlimited = await startTestNode(t);
+    assert.equal(valueOf((await scrape(unlimited.port)).samples, 'signaling_max_connections'), 0);
+    const limited = await startTestNode(t, { MAX_CONNECTIONS: '7' });
+    assert.equal(limited.config.MAX_CONNECTIONS, 7);
+    assert.equal(valueOf((await scrape(limited.port)).samples, 'signaling_max_connections'), 7);
+  });
+
+  test('signaling_draining is 0 while serving and 1 from the start of a drain (shutdown) on', async (t) => {
+    // Two clients, closed 0 and DRAIN_SPREAD_MS after the drain starts: /metrics still answers in between.
+    const node = await startTestNode(t, { DRAIN_SPREAD_MS: '1000' });
+    const clients = [await TestClient.welcomed(node.port, node.token({ sub: 'ann' })), await TestClient.welcomed(node.port, node.token({ sub: 'ben' }))];
+    t.after(() => clients.forEach((c) => c.close()));
+    assert.equal(valueOf((await scrape(node.port)).samples, 'signaling_draining'), 0);
+    const stopping = node.shutdown();
+    assert.equal(valueOf((await scrape(node.port)).samples, 'signaling_draining'), 1);
+    assert.equal((await http(node.port, 'GET', '/ready')).status, 503);
+    assert.ok(clients.some((c) => c.closed === undefined), 'the drain had already ended');
+    await stopping;
+    // Until the process exits (the listeners are closed now, so asked in-process).
+    assert.equal((await node.metrics.draining.get()).values[0]?.value, 1);
   });
 
   test('no label value (nor any text) in /metrics carries a user id, device id or room name', async (t) => {
@@ -280,7 +341,7 @@ describe('/metrics', () => {
     assert.equal(res.status, 200);
     assert.match(String(res.headers['content-type']), /^text\/plain/);
     const { types } = parseMetrics(res.body);
-    for (const [name, type] of SPEC_METRICS) assert.equal(types.get(name), type, name);
+    for (const [name, type] of ALL_METRICS) assert.equal(types.get(name), type, name);
     // The main port still serves /metrics.
     assert.equal((await http(node.port, 'GET', '/metrics')).status, 200);
 
