@@ -1,0 +1,158 @@
+// Resume buffers in one process (the in-memory bus). Every step runs without
+// an await, so each is atomic by construction; the window is judged by this
+// process's monotonic clock, the only clock there is. Several stores may share
+// one table to stand for several nodes (the contract suite does).
+import type { AppendResult, BackResult, BufferedMessage, Claim, ResumeResult, ResumeState, ResumeStore, ResumeStoreOptions } from './resume-store';
+import { EMPTY_STATE } from './resume-store';
+
+interface Session {
+  readonly user: string;
+  status: 'live' | 'away' | 'resuming';
+  /** The node holding it ('' while away). */
+  node: string;
+  epoch: number;
+  /** The last sequence number given. */
+  seq: number;
+  overflow: boolean;
+  state: ResumeState;
+  buffer: BufferedMessage[];
+  /** While away: removes the session when the window is over. */
+  timer?: NodeJS.Timeout;
+}
+
+/** The sessions of every store built on it. */
+export class MemoryResumeTable {
+  readonly sessions = new Map<string, Session>();
+
+  remove(id: string): void {
+    const session = this.sessions.get(id);
+    if (session?.timer !== undefined) clearTimeout(session.timer);
+    this.sessions.delete(id);
+  }
+
+  clear(): void {
+    for (const id of [...this.sessions.keys()]) this.remove(id);
+  }
+}
+
+export interface MemoryResumeStoreOptions extends ResumeStoreOptions {
+  /** Shared with other stores standing for other nodes; a table of its own by default. */
+  table?: MemoryResumeTable;
+}
+
+export class MemoryResumeStore implements ResumeStore {
+  private readonly table: MemoryResumeTable;
+  private readonly owned: boolean;
+  private readonly node: string;
+  private readonly windowMs: number;
+  private readonly limit: number;
+
+  constructor(options: MemoryResumeStoreOptions) {
+    this.owned = options.table === undefined;
+    this.table = options.table ?? new MemoryResumeTable();
+    this.node = options.node;
+    this.windowMs = options.windowMs;
+    this.limit = options.limit;
+  }
+
+  open(id: string, user: string, state: ResumeState = EMPTY_STATE): Promise<Claim> {
+    if (this.table.sessions.has(id)) return Promise.reject(new Error(`resume session ${id} exists already`));
+    this.table.sessions.set(id, { user, status: 'live', node: this.node, epoch: 1, seq: 0, overflow: false, state: copy(state), buffer: [] });
+    return Promise.resolve({ session: id, user, epoch: 1 });
+  }
+
+  save(claim: Claim, state: ResumeState): Promise<boolean> {
+    const session = this.held(claim);
+    if (session !== undefined) session.state = copy(state);
+    return Promise.resolve(session !== undefined);
+  }
+
+  away(claim: Claim, state?: ResumeState): Promise<boolean> {
+    const session = this.held(claim);
+    if (session === undefined) return Promise.resolve(false);
+    if (state !== undefined) session.state = copy(state);
+    this.startWindow(claim.session, session);
+    return Promise.resolve(true);
+  }
+
+  release(id: string, node: string): Promise<boolean> {
+    const session = this.table.sessions.get(id);
+    if (session === undefined || session.status === 'away' || session.node !== node) return Promise.resolve(false);
+    this.startWindow(id, session);
+    return Promise.resolve(true);
+  }
+
+  append(id: string, data: string): AppendResult {
+    const session = this.table.sessions.get(id);
+    if (session === undefined) return 'gone';
+    if (session.status === 'live') return 'live';
+    if (session.overflow) return 'overflow';
+    if (session.buffer.length >= this.limit) {
+      session.overflow = true;
+      return 'overflow';
+    }
+    session.buffer.push({ seq: ++session.seq, data });
+    return 'queued';
+  }
+
+  resume(id: string, user: string): Promise<ResumeResult> {
+    const session = this.table.sessions.get(id);
+    if (session === undefined) return Promise.resolve({ resumed: false, reason: 'expired' });
+    if (session.user !== user) return Promise.resolve({ resumed: false, reason: 'forbidden' });
+    if (session.status !== 'away') return Promise.resolve({ resumed: false, reason: 'taken' });
+    if (session.overflow) {
+      this.table.remove(id);
+      return Promise.resolve({ resumed: false, reason: 'overflow' });
+    }
+    clearTimeout(session.timer);
+    delete session.timer;
+    session.status = 'resuming';
+    session.node = this.node;
+    session.epoch += 1;
+    const messages = session.buffer;
+    session.buffer = [];
+    return Promise.resolve({ resumed: true, claim: { session: id, user, epoch: session.epoch }, state: copy(session.state), messages });
+  }
+
+  back(claim: Claim): Promise<BackResult> {
+    const session = this.held(claim);
+    if (session?.status !== 'resuming') return Promise.resolve({ back: false, reason: 'taken' });
+    if (session.overflow) {
+      this.table.remove(claim.session);
+      return Promise.resolve({ back: false, reason: 'overflow' });
+    }
+    session.status = 'live';
+    const messages = session.buffer;
+    session.buffer = [];
+    return Promise.resolve({ back: true, messages });
+  }
+
+  end(claim: Claim): Promise<boolean> {
+    if (this.held(claim) === undefined) return Promise.resolve(false);
+    this.table.remove(claim.session);
+    return Promise.resolve(true);
+  }
+
+  close(): Promise<void> {
+    if (this.owned) this.table.clear();
+    return Promise.resolve();
+  }
+
+  /** The session if `claim` still holds it (not away, same epoch). */
+  private held(claim: Claim): Session | undefined {
+    const session = this.table.sessions.get(claim.session);
+    return session !== undefined && session.status !== 'away' && session.epoch === claim.epoch ? session : undefined;
+  }
+
+  private startWindow(id: string, session: Session): void {
+    if (this.windowMs <= 0) return this.table.remove(id);
+    session.status = 'away';
+    session.node = '';
+    // unref: a session waiting for its client never keeps the process alive.
+    session.timer = setTimeout(() => this.table.remove(id), this.windowMs).unref();
+  }
+}
+
+function copy(state: ResumeState): ResumeState {
+  return { rooms: [...state.rooms], watches: [...state.watches] };
+}

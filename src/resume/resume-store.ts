@@ -1,0 +1,119 @@
+// Per-session replay buffers for resume (SPEC §3.9): what was addressed to a
+// session while its client was away, kept for RESUME_WINDOW_S and at most
+// RESUME_BUFFER messages, handed to the node that resumes it. Memory twin in
+// memory-resume-store.ts (one process), Redis in redis-resume-store.ts (a
+// cluster: any node may resume any session).
+//
+// A session moves through these states, each step atomic in the store:
+//
+//   open ──► live ──away──► away ──resume──► resuming ──back──► live ──► …
+//             ▲   (window    │  (the claim's  │ (takes what came
+//             │    starts)   │   epoch + 1;   │  meanwhile)
+//             │              │   takes the    │
+//             │              │   buffer)      └─away─► away (connection lost mid-resume)
+//             │              └── window over / overflow / end ──► gone
+//             └── release(node): a dead node's sessions go away, for a survivor's reaper
+//
+// Guarantees:
+// - A session id is bound to the user that opened it: resuming it as another
+//   user is refused (`forbidden`) and changes nothing.
+// - Ordering: the messages of one session come out in the order their appends
+//   took effect in the store (a per-session sequence numbers them; it never
+//   goes back, across resumes).
+// - Exactly once: every appended message is in exactly one take — `resume`'s
+//   or `back`'s — or the append answered something other than `queued`. Two
+//   nodes racing to resume one session: one wins and gets the buffer, the
+//   other is refused (`taken`). An append racing a resume is either in the
+//   resume's take or in the `back` that ends it: the session keeps buffering
+//   while it is `resuming`, so the resuming node registers its live routes
+//   first and then calls `back`; from then on an append answers `live` and
+//   the sender delivers like to any connected device.
+// - Fencing: a claim carries an epoch; every later step of its holder (back,
+//   save, away, end) is refused once another claim superseded it, so a slow
+//   node can never mark away, overwrite or end a session that moved on.
+// - Bounded, never a silent gap: an append past RESUME_BUFFER is not kept and
+//   marks the session overflowed (`overflow` to that sender and every later
+//   one); its resume is then refused with `overflow`, and the session is gone.
+// - Expiry is judged by the store's clock (Redis's TIME, never a node's
+//   Date.now()): past the window, a resume is refused with `expired`, appends
+//   answer `gone`, and nothing of the session is left (Redis keys carry the
+//   window as their TTL). A session the store does not know — never existed,
+//   or already removed — is `expired` too: after the window the two cannot be
+//   told apart, by design, since nothing is kept.
+// - At most once for what a resumed connection loses: messages handed to a
+//   node by `resume`/`back` are the node's to deliver; the store does not
+//   keep a copy (a connection that dies before delivering them loses them).
+//
+// While `live` or `resuming` a session has no deadline: it is closed with
+// `away` by its node, or — when its node died (kill -9) — with `release` by a
+// survivor that reaps the dead node's lease.
+import type { MaybePromise } from '../util/maybe-promise';
+
+/** What a resumed connection is given back besides its messages. */
+export interface ResumeState {
+  rooms: string[];
+  /** Users watched for presence (SPEC §3.4). */
+  watches: string[];
+}
+
+/** A node's hold on a session. `epoch` fences every later step (see the header). */
+export interface Claim {
+  readonly session: string;
+  readonly user: string;
+  readonly epoch: number;
+}
+
+/** A message kept for an away session: `data` is the encoded frame, as it would have been sent. */
+export interface BufferedMessage {
+  seq: number;
+  data: string;
+}
+
+/** Why a resume is refused (the client hears `"resumed":false` with the reason). */
+export type ResumeRefusal = 'expired' | 'forbidden' | 'overflow' | 'taken';
+
+export type ResumeResult =
+  | { resumed: true; claim: Claim; state: ResumeState; messages: BufferedMessage[] }
+  | { resumed: false; reason: ResumeRefusal };
+
+export type BackResult = { back: true; messages: BufferedMessage[] } | { back: false; reason: 'overflow' | 'taken' };
+
+/**
+ * What an append did:
+ * - `queued`: kept for replay (the sender hears `ack … queued:true`);
+ * - `live`: the session is connected; nothing was kept, deliver as usual;
+ * - `overflow`: the buffer is full, nothing was kept, the session's resume will be refused;
+ * - `gone`: no such session, or its window is over.
+ */
+export type AppendResult = 'queued' | 'live' | 'overflow' | 'gone';
+
+export interface ResumeStoreOptions {
+  /** The node's id: what `release` names when the node is gone. */
+  node: string;
+  /** RESUME_WINDOW_S in ms; 0 ends a session as soon as it is away. */
+  windowMs: number;
+  /** RESUME_BUFFER: messages kept per away session. */
+  limit: number;
+}
+
+export interface ResumeStore {
+  /** Opens a new live session held by this node; rejects if the id is taken (ids are random: a bug). */
+  open(session: string, user: string, state?: ResumeState): Promise<Claim>;
+  /** Records the rooms and watches to restore; false when the claim was superseded. */
+  save(claim: Claim, state: ResumeState): Promise<boolean>;
+  /** The connection closed: the window starts now (store clock). False when the claim was superseded. */
+  away(claim: Claim, state?: ResumeState): Promise<boolean>;
+  /** A dead node's session goes away as its last saved state, if `node` still holds it. */
+  release(session: string, node: string): Promise<boolean>;
+  /** Keeps a message for an away (or resuming) session. */
+  append(session: string, data: string): MaybePromise<AppendResult>;
+  /** Claims an away session for `user` on this node and takes its buffer. */
+  resume(session: string, user: string): Promise<ResumeResult>;
+  /** Ends a resume once the node's live routes are in place: takes what came meanwhile, and the session is live. */
+  back(claim: Claim): Promise<BackResult>;
+  /** The session ends for good (no resume wanted): everything of it is removed. False when superseded. */
+  end(claim: Claim): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export const EMPTY_STATE: ResumeState = Object.freeze({ rooms: [], watches: [] });
