@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-for (const dir of ['src/presence/lua', 'src/bus/lua', 'src/tunnel/lua']) cpSync(path.join(root, dir), path.join(root, 'dist', dir), { recursive: true });
+for (const dir of ['src/presence/lua', 'src/bus/lua', 'src/tunnel/lua', 'src/resume/lua']) cpSync(path.join(root, dir), path.join(root, 'dist', dir), { recursive: true });
 
 await build({
   entryPoints: [path.join(root, 'src/client/index.ts')],

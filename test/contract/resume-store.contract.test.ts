@@ -1,11 +1,22 @@
 // One contract for every ResumeStore implementation, run with two "nodes" on
-// one backend: MemoryResumeStores sharing a MemoryResumeTable. Races are made with calls issued together, not
+// one backend: MemoryResumeStores sharing a MemoryResumeTable, and
+// RedisResumeStores (each with its own connection) on one real redis-server
+// and on a Redis Cluster. Races are made with calls issued together, not
 // awaited one by one: each store answers them in the order they reached it.
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
+import { Cluster } from 'ioredis';
+import { connectRedis } from '../../src/bus/redis-clients';
+import { loadConfig } from '../../src/config/load';
+import { createLogger } from '../../src/log/logger';
 import { MemoryResumeStore, MemoryResumeTable } from '../../src/resume/memory-resume-store';
+import { RedisResumeStore } from '../../src/resume/redis-resume-store';
 import type { AppendResult, BufferedMessage, ResumeStore } from '../../src/resume/resume-store';
 import { eventually } from '../helpers/eventually';
+import type { RedisAt } from '../helpers/lease-node';
+import { TEST_SECRET } from '../helpers/node';
+import { startRedis } from '../helpers/redis';
+import { startRedisCluster } from '../helpers/redis-topologies';
 
 interface Limits {
   windowMs?: number;
@@ -36,6 +47,39 @@ const memoryFactory: ResumeFactory = {
     return Promise.resolve({ nodes: [...nodes], leftovers: () => Promise.resolve(table.sessions.size) });
   },
 };
+
+/** Two stores, each on its own connection to the Redis `deploy` starts. */
+function redisFactory(name: string, deploy: (t: TestContext) => Promise<{ at: RedisAt; prefix: string }>): ResumeFactory {
+  return {
+    name,
+    async create(t, { windowMs = WINDOW_MS, limit = LIMIT } = {}) {
+      const { at, prefix } = await deploy(t);
+      const nodes = await Promise.all(
+        ['n1', 'n2'].map(async (node) => {
+          const clients = await connectRedis(loadConfig({ JWT_SECRET: TEST_SECRET, NODE_ID: node, ...at }), createLogger('silent'));
+          t.after(() => clients.close());
+          return new RedisResumeStore({ redis: clients.commands, prefix, node, windowMs, limit });
+        }),
+      );
+      const probe = await connectRedis(loadConfig({ JWT_SECRET: TEST_SECRET, ...at }), createLogger('silent'));
+      t.after(() => probe.close());
+      const redis = probe.commands;
+      const servers = redis instanceof Cluster ? redis.nodes('master') : [redis];
+      const leftovers = async () => (await Promise.all(servers.map((server) => server.keys(`${prefix}*`)))).flat().length;
+      return { nodes: [nodes[0]!, nodes[1]!], leftovers };
+    },
+  };
+}
+
+const redisSingleFactory = redisFactory('redis', async (t) => {
+  const server = await startRedis(t);
+  return { at: { REDIS_URL: server.url }, prefix: server.prefix };
+});
+
+const redisClusterFactory = redisFactory('Redis Cluster', async (t) => {
+  const cluster = await startRedisCluster(t);
+  return { at: { REDIS_CLUSTER_NODES: cluster.nodes }, prefix: cluster.prefix };
+});
 
 const STATE = { rooms: ['lobby', 'r:2'], watches: ['u2', '__proto__'] };
 const datas = (messages: BufferedMessage[]) => messages.map((m) => m.data);
@@ -231,3 +275,5 @@ export function resumeContract(factory: ResumeFactory): void {
 }
 
 resumeContract(memoryFactory);
+resumeContract(redisSingleFactory);
+resumeContract(redisClusterFactory);

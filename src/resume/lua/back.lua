@@ -1,0 +1,18 @@
+-- Ends a resume: takes what was appended since the resume's take, and the
+-- session is live (appends answer 'live' from now on).
+-- KEYS[1]  the session's hash
+-- KEYS[2]  the session's buffer
+-- ARGV[1]  the claim's epoch
+-- Returns  { 'ok', messages } or { 'taken' | 'overflow' }
+local s = redis.call('HMGET', KEYS[1], 'status', 'epoch', 'overflow')
+if s[1] ~= 'resuming' or s[2] ~= ARGV[1] then
+  return { 'taken' }
+end
+if s[3] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return { 'overflow' }
+end
+redis.call('HSET', KEYS[1], 'status', 'live')
+local messages = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('DEL', KEYS[2])
+return { 'ok', messages }

@@ -1,0 +1,35 @@
+-- Claims an away session for a node and takes its buffer, in one step: of two
+-- nodes racing, one gets the messages and the other hears 'taken'.
+-- KEYS[1]  the session's hash
+-- KEYS[2]  the session's buffer
+-- ARGV[1]  the resuming user
+-- ARGV[2]  the resuming node
+-- Returns  { 'ok', epoch, state, messages } or { refusal }
+local s = redis.call('HMGET', KEYS[1], 'user', 'status', 'overflow', 'deadline', 'state')
+if not s[1] then
+  return { 'expired' }
+end
+if s[1] ~= ARGV[1] then
+  return { 'forbidden' }
+end
+if s[2] ~= 'away' then
+  return { 'taken' }
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if tonumber(s[4]) <= now then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return { 'expired' }
+end
+if s[3] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return { 'overflow' }
+end
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSET', KEYS[1], 'status', 'resuming', 'node', ARGV[2])
+redis.call('HDEL', KEYS[1], 'deadline')
+-- Held again: it lives until its node sends it away (or a reaper releases it).
+redis.call('PERSIST', KEYS[1])
+local messages = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('DEL', KEYS[2])
+return { 'ok', epoch, s[5], messages }
