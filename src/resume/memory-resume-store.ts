@@ -16,6 +16,8 @@ interface Session {
   overflow: boolean;
   state: ResumeState;
   buffer: BufferedMessage[];
+  /** While resuming: how many of the buffer's first messages `resume` handed over (dropped by `back`). */
+  taken: number;
   /** While away: removes the session when the window is over. */
   timer?: NodeJS.Timeout;
 }
@@ -57,7 +59,7 @@ export class MemoryResumeStore implements ResumeStore {
 
   open(id: string, user: string, state: ResumeState = EMPTY_STATE): Promise<Claim> {
     if (this.table.sessions.has(id)) return Promise.reject(new Error(`resume session ${id} exists already`));
-    this.table.sessions.set(id, { user, status: 'live', node: this.node, epoch: 1, seq: 0, overflow: false, state: copy(state), buffer: [] });
+    this.table.sessions.set(id, { user, status: 'live', node: this.node, epoch: 1, seq: 0, overflow: false, state: copy(state), buffer: [], taken: 0 });
     return Promise.resolve({ session: id, user, epoch: 1 });
   }
 
@@ -109,8 +111,9 @@ export class MemoryResumeStore implements ResumeStore {
     session.status = 'resuming';
     session.node = this.node;
     session.epoch += 1;
-    const messages = session.buffer;
-    session.buffer = [];
+    // Kept until back: a resume that never gets there (its connection or reply lost) is handed over again.
+    session.taken = session.buffer.length;
+    const messages = session.buffer.slice();
     return Promise.resolve({ resumed: true, claim: { session: id, user, epoch: session.epoch }, state: copy(session.state), messages });
   }
 
@@ -122,8 +125,9 @@ export class MemoryResumeStore implements ResumeStore {
       return Promise.resolve({ back: false, reason: 'overflow' });
     }
     session.status = 'live';
-    const messages = session.buffer;
+    const messages = session.buffer.slice(session.taken);
     session.buffer = [];
+    session.taken = 0;
     return Promise.resolve({ back: true, messages });
   }
 
@@ -148,6 +152,7 @@ export class MemoryResumeStore implements ResumeStore {
     if (this.windowMs <= 0) return this.table.remove(id);
     session.status = 'away';
     session.node = '';
+    session.taken = 0;
     // unref: a session waiting for its client never keeps the process alive.
     session.timer = setTimeout(() => this.table.remove(id), this.windowMs).unref();
   }

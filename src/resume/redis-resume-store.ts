@@ -2,7 +2,8 @@
 //
 //   {s:<session>}resume   HASH user, status (live|away|resuming), node, epoch,
 //                              seq, state (JSON), deadline (Redis ms, while away),
-//                              overflow (set once an append did not fit)
+//                              overflow (set once an append did not fit),
+//                              taken (while resuming: how many the resume handed over)
 //   {s:<session>}buffer   LIST "<seq>:<encoded frame>", oldest first
 //
 // Every step is one Lua script over the two keys of one session, which share a
@@ -13,8 +14,8 @@
 // whether or not any node is still alive to clean up.
 //
 //   node A: away(claim) ──► window starts (TTL)        sender: append ──► 'queued'
-//   node B: resume(session) ──► epoch + 1, takes buffer ──► registers routes
-//           ──► back(claim) ──► takes what came meanwhile; appends now 'live'
+//   node B: resume(session) ──► epoch + 1, gets the buffer ──► registers routes
+//           ──► back(claim) ──► drops it, takes what came meanwhile; appends now 'live'
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisClient } from '../bus/redis-clients';

@@ -7,10 +7,11 @@
 // A session moves through these states, each step atomic in the store:
 //
 //   open ──► live ──away──► away ──resume──► resuming ──back──► live ──► …
-//             ▲   (window    │  (the claim's  │ (takes what came
-//             │    starts)   │   epoch + 1;   │  meanwhile)
-//             │              │   takes the    │
-//             │              │   buffer)      └─away─► away (connection lost mid-resume)
+//             ▲   (window    │  (the claim's  │ (drops what resume
+//             │    starts)   │   epoch + 1;   │  handed over, takes
+//             │              │   hands over   │  what came meanwhile)
+//             │              │   the buffer)  └─away/release─► away (lost mid-resume:
+//             │              │                     the whole buffer is kept)
 //             │              └── window over / overflow / end ──► gone
 //             └── release(node): a dead node's sessions go away, for a survivor's reaper
 //
@@ -20,14 +21,21 @@
 // - Ordering: the messages of one session come out in the order their appends
 //   took effect in the store (a per-session sequence numbers them; it never
 //   goes back, across resumes).
-// - Exactly once: every appended message is in exactly one take — `resume`'s
-//   or `back`'s — or the append answered something other than `queued`. Two
-//   nodes racing to resume one session: one wins and gets the buffer, the
-//   other is refused (`taken`). An append racing a resume is either in the
-//   resume's take or in the `back` that ends it: the session keeps buffering
-//   while it is `resuming`, so the resuming node registers its live routes
-//   first and then calls `back`; from then on an append answers `live` and
-//   the sender delivers like to any connected device.
+// - Exactly once: every message appended `queued` is handed over by exactly
+//   one completed resume — in `resume`'s answer or in the `back` that ends it
+//   — or the session is refused later (`overflow`, `expired`), never silently
+//   skipped. Two nodes racing to resume one session: one wins and gets the
+//   buffer, the other is refused (`taken`). An append racing a resume is
+//   either in the resume's answer or in the `back` that ends it: the session
+//   keeps buffering while it is `resuming`, so the resuming node registers its
+//   live routes first and then calls `back`; from then on an append answers
+//   `live` and the sender delivers like to any connected device.
+// - A resume that does not complete loses nothing: `resume` hands the buffer
+//   over but keeps it until `back`. If the session goes away first (its new
+//   connection dropped, its node died and was released, or the node lost the
+//   resume's reply and calls `release` for itself), the next resume hands the
+//   same messages over again with the same `seq`: at least once on that fault
+//   path, and the sequence lets the receiver drop what it already had.
 // - Fencing: a claim carries an epoch; every later step of its holder (back,
 //   save, away, end) is refused once another claim superseded it, so a slow
 //   node can never mark away, overwrite or end a session that moved on.
@@ -40,9 +48,9 @@
 //   window as their TTL). A session the store does not know — never existed,
 //   or already removed — is `expired` too: after the window the two cannot be
 //   told apart, by design, since nothing is kept.
-// - At most once for what a resumed connection loses: messages handed to a
-//   node by `resume`/`back` are the node's to deliver; the store does not
-//   keep a copy (a connection that dies before delivering them loses them).
+// - After `back`, the messages are the node's alone: a connection that dies
+//   after `back` and before writing them loses them (as it would lose a live
+//   message in its send buffer).
 //
 // While `live` or `resuming` a session has no deadline: it is closed with
 // `away` by its node, or — when its node died (kill -9) — with `release` by a

@@ -16,6 +16,7 @@ import { eventually } from '../helpers/eventually';
 import type { RedisAt } from '../helpers/lease-node';
 import { TEST_SECRET } from '../helpers/node';
 import { startRedis } from '../helpers/redis';
+import { RedisProxy } from '../helpers/redis-proxy';
 import { startRedisCluster } from '../helpers/redis-topologies';
 
 interface Limits {
@@ -145,6 +146,19 @@ export function resumeContract(factory: ResumeFactory): void {
       assert.equal(await leftovers(), 0);
     });
 
+    test('an overflow while resuming is told by back, and the session is gone', async (t) => {
+      const { nodes: [a, b], leftovers } = await factory.create(t, { limit: 2 });
+      await a.away(await a.open('s1', 'u1'));
+      await a.append('s1', 'm1');
+      const resumed = await b.resume('s1', 'u1');
+      assert.ok(resumed.resumed);
+      // What the resume handed over counts until back drops it.
+      assert.equal(await a.append('s1', 'm2'), 'queued');
+      assert.equal(await a.append('s1', 'm3'), 'overflow');
+      assert.deepEqual(await b.back(resumed.claim), { back: false, reason: 'overflow' });
+      assert.equal(await leftovers(), 0);
+    });
+
     test('after the window a resume is refused as expired and nothing of the session is left', async (t) => {
       const { nodes: [a, b], leftovers } = await factory.create(t, { windowMs: 300 });
       const claim = await a.open('s1', 'u1', STATE);
@@ -245,7 +259,7 @@ export function resumeContract(factory: ResumeFactory): void {
       assert.equal(await a.away(claim), false, "the dead node's old claim is fenced");
     });
 
-    test('a connection lost mid-resume goes away again with what came meanwhile', async (t) => {
+    test('a resume that never reaches back loses nothing: the next one gets it all again, same seq', async (t) => {
       const { nodes: [a, b] } = await factory.create(t);
       await a.away(await a.open('s1', 'u1'));
       await a.append('s1', 'm1');
@@ -256,7 +270,19 @@ export function resumeContract(factory: ResumeFactory): void {
       assert.equal(await a.append('s1', 'm3'), 'queued');
       const second = await a.resume('s1', 'u1');
       assert.ok(second.resumed);
-      assert.deepEqual(datas(second.messages), ['m2', 'm3']);
+      assert.deepEqual(datas(second.messages), ['m1', 'm2', 'm3']);
+      assert.equal(second.messages[0]!.seq, first.messages[0]!.seq);
+
+      // The same when the resuming node died and a survivor released its sessions.
+      assert.equal(await a.release('s1', 'n1'), true);
+      const third = await b.resume('s1', 'u1');
+      assert.ok(third.resumed);
+      assert.deepEqual(third.messages, second.messages);
+      assert.deepEqual(await b.back(third.claim), { back: true, messages: [] });
+      assert.equal(await b.away(third.claim), true);
+      const fourth = await a.resume('s1', 'u1');
+      assert.ok(fourth.resumed);
+      assert.deepEqual(fourth.messages, [], 'back dropped what was handed over');
     });
 
     test('end removes everything of the session', async (t) => {
@@ -277,3 +303,33 @@ export function resumeContract(factory: ResumeFactory): void {
 resumeContract(memoryFactory);
 resumeContract(redisSingleFactory);
 resumeContract(redisClusterFactory);
+
+// What only Redis has to survive: a reply lost on the network.
+describe('RedisResumeStore: faults', () => {
+  test("a resume whose reply is lost loses nothing: its node releases the session and the next resume gets it all", async (t) => {
+    const server = await startRedis(t);
+    const proxy = await RedisProxy.start(t, server.port);
+    const store = async (node: string, url: string) => {
+      const clients = await connectRedis(loadConfig({ JWT_SECRET: TEST_SECRET, NODE_ID: node, REDIS_URL: url }), createLogger('silent'));
+      t.after(() => clients.close());
+      return new RedisResumeStore({ redis: clients.commands, prefix: server.prefix, node, windowMs: WINDOW_MS, limit: LIMIT });
+    };
+    const a = await store('n1', proxy.url);
+    const b = await store('n2', server.url);
+    await b.away(await b.open('s1', 'u1'));
+    await b.append('s1', 'm1');
+    await b.append('s1', 'm2');
+
+    // The resume runs in Redis; its answer never reaches node a (the command times out).
+    proxy.holdReplies();
+    await assert.rejects(a.resume('s1', 'u1'));
+    assert.deepEqual(await b.resume('s1', 'u1'), { resumed: false, reason: 'taken' }, 'node a holds it, unknowingly');
+    proxy.releaseReplies();
+
+    // Node a does not know its claim, but knows it may hold the session: it lets it go.
+    assert.equal(await a.release('s1', 'n1'), true);
+    const resumed = await b.resume('s1', 'u1');
+    assert.ok(resumed.resumed);
+    assert.deepEqual(datas(resumed.messages), ['m1', 'm2']);
+  });
+});

@@ -1,10 +1,10 @@
--- Ends a resume: takes what was appended since the resume's take, and the
--- session is live (appends answer 'live' from now on).
+-- Ends a resume: drops what the resume handed over, takes what was appended
+-- since, and the session is live (appends answer 'live' from now on).
 -- KEYS[1]  the session's hash
 -- KEYS[2]  the session's buffer
 -- ARGV[1]  the claim's epoch
 -- Returns  { 'ok', messages } or { 'taken' | 'overflow' }
-local s = redis.call('HMGET', KEYS[1], 'status', 'epoch', 'overflow')
+local s = redis.call('HMGET', KEYS[1], 'status', 'epoch', 'overflow', 'taken')
 if s[1] ~= 'resuming' or s[2] ~= ARGV[1] then
   return { 'taken' }
 end
@@ -13,6 +13,7 @@ if s[3] then
   return { 'overflow' }
 end
 redis.call('HSET', KEYS[1], 'status', 'live')
-local messages = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('HDEL', KEYS[1], 'taken')
+local messages = redis.call('LRANGE', KEYS[2], tonumber(s[4]) or 0, -1)
 redis.call('DEL', KEYS[2])
 return { 'ok', messages }

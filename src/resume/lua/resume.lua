@@ -1,5 +1,7 @@
--- Claims an away session for a node and takes its buffer, in one step: of two
--- nodes racing, one gets the messages and the other hears 'taken'.
+-- Claims an away session for a node and hands it the buffer, in one step: of
+-- two nodes racing, one gets the messages and the other hears 'taken'. The
+-- buffer is kept (with how much of it was handed over) until back: a resume
+-- that never gets there hands the same messages over again.
 -- KEYS[1]  the session's hash
 -- KEYS[2]  the session's buffer
 -- ARGV[1]  the resuming user
@@ -30,6 +32,7 @@ redis.call('HSET', KEYS[1], 'status', 'resuming', 'node', ARGV[2])
 redis.call('HDEL', KEYS[1], 'deadline')
 -- Held again: it lives until its node sends it away (or a reaper releases it).
 redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', KEYS[2])
 local messages = redis.call('LRANGE', KEYS[2], 0, -1)
-redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'taken', #messages)
 return { 'ok', epoch, s[5], messages }

@@ -27,7 +27,9 @@ if ARGV[1] == 'away' then
   end
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  -- Sent away mid-resume: what the resume handed over stays, for the next one.
   redis.call('HSET', KEYS[1], 'status', 'away', 'node', '', 'deadline', now + window)
+  redis.call('HDEL', KEYS[1], 'taken')
   redis.call('PEXPIREAT', KEYS[1], now + window)
   redis.call('PEXPIREAT', KEYS[2], now + window)
 end
