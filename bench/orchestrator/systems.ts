@@ -46,7 +46,7 @@ export async function stopRedis(): Promise<void> {
   await stopping?.child.stop();
 }
 
-export async function startSwitchboard(name: string, redisUrl?: string, nodeArgs: string[] = []): Promise<Server> {
+export async function startSwitchboard(name: string, redisUrl?: string, nodeArgs: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<Server> {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -63,6 +63,7 @@ export async function startSwitchboard(name: string, redisUrl?: string, nodeArgs
     DRAIN_SPREAD_MS: '0',
     SHUTDOWN_TIMEOUT_MS: '5000',
     ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }),
+    ...extraEnv,
   };
   // The flags it is deployed with (src/cli/node-flags.ts), so the bench measures what runs in production.
   const args = [...NODE_FLAGS, ...nodeArgs, SWITCHBOARD_CLI, 'serve'];
