@@ -247,16 +247,21 @@ async function main(): Promise<void> {
     console.log(`  heap used  ${mib(w((s) => s.heapUsed))} → ${mib(e((s) => s.heapUsed))}  (${growth(w((s) => s.heapUsed), e((s) => s.heapUsed))}); lowest in the last 20 %: ${mib(floor((s) => s.heapUsed, k))}`);
     const full = (gcs[k] ?? []).filter((g) => g.cycle >= o.warmup);
     const [first, lastGc] = [full[0], full[full.length - 1]];
+    if (o.traceGc && first === undefined)
+      console.log('  no full GC after warm-up yet: heap used and RSS still carry the closed sessions\' garbage; run more cycles');
     if (first !== undefined && lastGc !== undefined) {
-      console.log(`  live heap after a full GC (--trace-gc): ${first.afterMb} MB at cycle ${first.cycle} → ${lastGc.afterMb} MB at cycle ${lastGc.cycle} (${full.length} full GCs after warm-up)`);
+      console.log(
+        `  live heap after a full GC (--trace-gc): ${first.afterMb} MB at cycle ${first.cycle} → ${lastGc.afterMb} MB at cycle ${lastGc.cycle} (${growth(first.afterMb, lastGc.afterMb)}; ${full.length} full GCs after warm-up)`,
+      );
       // Steady state: from the first full GC after warm-up on. V8 defers that one until the old
       // generation reaches its first limit; until then RSS carries every dead session's garbage.
       const steady = samples.filter((s) => s.cycle >= first.cycle);
       const fifth = Math.max(1, Math.floor(steady.length / 5));
-      const peak = (part: Sample[]) => Math.max(...part.map((s) => s.rss[k] ?? NaN));
+      // RSS between full GCs is a sawtooth whose height V8 chooses; its floor is what a leak would raise.
+      const floorOf = (part: Sample[]) => Math.min(...part.map((s) => s.rss[k] ?? NaN));
       if (steady.length >= 2) {
-        const [early, late] = [peak(steady.slice(0, fifth)), peak(steady.slice(-fifth))];
-        console.log(`  steady state (from cycle ${first.cycle}): peak RSS of its first fifth ${mib(early)} → of its last fifth ${mib(late)} (${growth(early, late)})`);
+        const [early, late] = [floorOf(steady.slice(0, fifth)), floorOf(steady.slice(-fifth))];
+        console.log(`  steady state (from cycle ${first.cycle}): lowest RSS of its first fifth ${mib(early)} → of its last fifth ${mib(late)} (${growth(early, late)})`);
       }
     }
     console.log(`  heap total ${mib(w((s) => s.heapTotal))} → ${mib(e((s) => s.heapTotal))};  external ${mib(w((s) => s.external))} → ${mib(e((s) => s.external))}`);
