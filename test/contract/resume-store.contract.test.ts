@@ -59,6 +59,11 @@ function redisFactory(name: string, deploy: (t: TestContext) => Promise<{ at: Re
         ['n1', 'n2'].map(async (node) => {
           const clients = await connectRedis(loadConfig({ JWT_SECRET: TEST_SECRET, NODE_ID: node, ...at }), createLogger('silent'));
           t.after(() => clients.close());
+          // Every master's connection open before a race starts: a command sent while a Cluster client
+          // is still connecting to its slot's master can be retried behind later ones, which the
+          // per-sender order assertions would read as the store's fault.
+          const redis = clients.commands;
+          await Promise.all((redis instanceof Cluster ? redis.nodes('master') : [redis]).map((server) => server.ping()));
           return new RedisResumeStore({ redis: clients.commands, prefix, node, windowMs, limit });
         }),
       );
