@@ -40,6 +40,8 @@ export function tunnelTarget(url: string, host: string | undefined, tunnelDomain
   }
   if (!PATH_ID_PATTERN.test(pathId)) return { ok: false, status: 404, message: 'not a tunnel path' };
   const path = rest === '' ? '/' : rest;
+  // A request-target in absolute form or `*` names no path under the mount.
+  if (!path.startsWith('/')) return { ok: false, status: 400, message: 'the path must start with "/"' };
   if (climbs(path)) return { ok: false, status: 400, message: 'the path may not contain ".." segments' };
   return { ok: true, target: { pathId, path } };
 }
@@ -57,7 +59,11 @@ function subdomainPathId(host: string, tunnelDomain: string): string | undefined
   return name.endsWith(suffix) && name.length > suffix.length ? name.slice(0, -suffix.length) : undefined;
 }
 
-/** Whether a segment of the path is `..` once percent-decoded (`%2e%2e`, `.%2E`), or a backslash could make one. */
+/**
+ * Whether a segment of the path is `..` once percent-decoded (`%2e%2e`, `.%2E`), or a backslash
+ * could make one, or a URL parser would: WHATWG URL drops tabs and newlines (`.\t.` is `..`), trims
+ * controls and spaces off the ends of a URL (`/.. ` is `/..`) and ends the path at `#`.
+ */
 function climbs(path: string): boolean {
   let decoded: string;
   try {
@@ -65,7 +71,23 @@ function climbs(path: string): boolean {
   } catch {
     return true; // malformed escapes: refuse rather than guess what a backend makes of them
   }
-  return decoded.split(/[/\\]/).some((segment) => segment === '..');
+  return decoded
+    .replace(/[\t\n\r]/g, '')
+    .split(/[/\\#?]/)
+    .some((segment) => segment.replace(/^[\0- ]+|[\0- ]+$/g, '') === '..');
+}
+
+/** A header name is a token (RFC 9110 §5.6.2); a value holds no CR, LF or NUL (§5.5). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const NOT_IN_VALUE = /[\r\n\0]/;
+
+/**
+ * Whether a header can cross the relay as it is. uWS writes names and values as given, so a CR/LF in
+ * a sidecar's value would start a header (or a response) of its own; the sidecar's HTTP client
+ * refuses such a request header outright. Neither is a header any client or back end sends.
+ */
+function isWellFormed(name: string, value: string): boolean {
+  return TOKEN.test(name) && !NOT_IN_VALUE.test(value);
 }
 
 export interface ForwardedFor {
@@ -80,7 +102,7 @@ export interface ForwardedFor {
 /**
  * The request headers relayed to the sidecar: lowercase names (they already are), one value each
  * (repeated lines arrive joined), hop-by-hop ones and those the Connection header names dropped,
- * and X-Forwarded-For/-Proto/-Host set by this proxy (an earlier X-Forwarded-For is extended only
+ * malformed ones (isWellFormed) dropped, and X-Forwarded-For/-Proto/-Host set by this proxy (an earlier X-Forwarded-For is extended only
  * when a trusted proxy wrote it: a client's own cannot put a forged address before its real one).
  */
 export function relayedRequestHeaders(headers: Readonly<Record<string, string>>, forwarded: ForwardedFor): Record<string, string> {
@@ -89,19 +111,19 @@ export function relayedRequestHeaders(headers: Readonly<Record<string, string>>,
   for (const name of Object.keys(headers)) {
     if (HOP_BY_HOP.has(name) || named.has(name)) continue;
     const value = headers[name];
-    if (value !== undefined) out[name] = value;
+    if (value !== undefined && isWellFormed(name, value)) out[name] = value;
   }
   const earlier = forwarded.viaTrustedProxy ? out['x-forwarded-for'] : undefined;
   out['x-forwarded-for'] = earlier === undefined || earlier === '' ? forwarded.peerIp : `${earlier}, ${forwarded.peerIp}`;
   out['x-forwarded-proto'] = forwarded.proto;
-  if (forwarded.host !== undefined) out['x-forwarded-host'] = forwarded.host;
+  if (forwarded.host !== undefined && !NOT_IN_VALUE.test(forwarded.host)) out['x-forwarded-host'] = forwarded.host;
   return out;
 }
 
 /**
  * The response headers for the public client: names lowercased (sidecars send canonical case),
  * hop-by-hop and framing headers dropped (the relay frames the body itself), a name repeated in
- * different case joined — but Set-Cookie kept line by line.
+ * different case joined — but Set-Cookie kept line by line; malformed ones (isWellFormed) dropped.
  */
 export function relayedResponseHeaders(headers: readonly (readonly [string, string])[]): [string, string][] {
   const byName = new Map<string, string>();
@@ -111,7 +133,7 @@ export function relayedResponseHeaders(headers: readonly (readonly [string, stri
   const named = connectionOptions(connection);
   for (const [raw, value] of headers) {
     const name = raw.toLowerCase();
-    if (HOP_BY_HOP.has(name) || FRAMING.has(name) || named.has(name)) continue;
+    if (HOP_BY_HOP.has(name) || FRAMING.has(name) || named.has(name) || !isWellFormed(name, value)) continue;
     // Set-Cookie values cannot be joined into one line (RFC 6265 §3): each stays a header of its own.
     if (name === 'set-cookie') cookies.push([name, value]);
     else byName.set(name, byName.has(name) ? `${byName.get(name) ?? ''}, ${value}` : value);

@@ -84,3 +84,14 @@ test('response headers: lowercased, framing, Date (uWS writes its own) and hop-b
     ],
   );
 });
+
+test('fuzz regressions: paths a URL parser turns into ".." and headers that could start a line of their own are refused', () => {
+  // WHATWG URL drops tabs and newlines, trims the ends, and ends the path at '#': each of these was relayed and resolved above the mount.
+  for (const path of ['/.\t./x', '/%2e\n%2e/x', '/..#x', '/a/.. ', '/..%23'])
+    assert.deepEqual(tunnelTarget(`/call/${ID}${path}`, undefined, undefined), { ok: false, status: 400, message: 'the path may not contain ".." segments' }, JSON.stringify(path));
+  assert.equal(tunnelTarget('http://evil.example/x', `${ID}.tunnels.example.com`, 'tunnels.example.com').ok, false);
+  // uWS writes a header value as given: a sidecar's CR/LF became a Set-Cookie of its own.
+  assert.deepEqual(relayedResponseHeaders([['x-a', 'v\r\nset-cookie: evil=1'], ['bad name', 'v'], ['x-b', 'ok']]), [['x-b', 'ok']]);
+  const relayed = relayedRequestHeaders({ 'x-a': 'a\nb', '': 'v', 'x-b': 'ok' }, { peerIp: '198.51.100.7', viaTrustedProxy: false, proto: 'http', host: 'h\r\nx: 1' });
+  assert.deepEqual({ ...relayed }, { 'x-b': 'ok', 'x-forwarded-for': '198.51.100.7', 'x-forwarded-proto': 'http' });
+});
