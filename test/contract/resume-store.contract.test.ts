@@ -13,11 +13,10 @@ import { MemoryResumeStore, MemoryResumeTable } from '../../src/resume/memory-re
 import { RedisResumeStore } from '../../src/resume/redis-resume-store';
 import type { AppendResult, BufferedMessage, ResumeStore } from '../../src/resume/resume-store';
 import { eventually } from '../helpers/eventually';
-import type { RedisAt } from '../helpers/lease-node';
 import { TEST_SECRET } from '../helpers/node';
 import { startRedis } from '../helpers/redis';
 import { RedisProxy } from '../helpers/redis-proxy';
-import { startRedisCluster } from '../helpers/redis-topologies';
+import { deployRedisCluster, deploySingleRedis, type RedisDeployment } from '../helpers/redis-topologies';
 
 interface Limits {
   windowMs?: number;
@@ -50,7 +49,7 @@ const memoryFactory: ResumeFactory = {
 };
 
 /** Two stores, each on its own connection to the Redis `deploy` starts. */
-function redisFactory(name: string, deploy: (t: TestContext) => Promise<{ at: RedisAt; prefix: string }>): ResumeFactory {
+function redisFactory(name: string, deploy: (t: TestContext) => Promise<RedisDeployment>): ResumeFactory {
   return {
     name,
     async create(t, { windowMs = WINDOW_MS, limit = LIMIT } = {}) {
@@ -77,15 +76,9 @@ function redisFactory(name: string, deploy: (t: TestContext) => Promise<{ at: Re
   };
 }
 
-const redisSingleFactory = redisFactory('redis', async (t) => {
-  const server = await startRedis(t);
-  return { at: { REDIS_URL: server.url }, prefix: server.prefix };
-});
+const redisSingleFactory = redisFactory('redis', deploySingleRedis);
 
-const redisClusterFactory = redisFactory('Redis Cluster', async (t) => {
-  const cluster = await startRedisCluster(t);
-  return { at: { REDIS_CLUSTER_NODES: cluster.nodes }, prefix: cluster.prefix };
-});
+const redisClusterFactory = redisFactory('Redis Cluster', deployRedisCluster);
 
 const STATE = { rooms: ['lobby', 'r:2'], watches: ['u2', '__proto__'] };
 const datas = (messages: BufferedMessage[]) => messages.map((m) => m.data);

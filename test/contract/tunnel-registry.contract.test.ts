@@ -8,9 +8,8 @@ import { describe, test, type TestContext } from 'node:test';
 import { PATH_ID_PATTERN } from '../../src/protocol/names';
 import { MemoryRegistry, MemoryRouteTable } from '../../src/tunnel/memory-registry';
 import type { TunnelRegistry, TunnelRoute } from '../../src/tunnel/registry';
-import { startLeaseNode, type RedisAt } from '../helpers/lease-node';
-import { startRedis } from '../helpers/redis';
-import { startRedisCluster } from '../helpers/redis-topologies';
+import { startLeaseNode } from '../helpers/lease-node';
+import { deployRedisCluster, deploySingleRedis, type RedisDeployment } from '../helpers/redis-topologies';
 
 export interface RegistryFactory {
   name: string;
@@ -29,7 +28,7 @@ const memoryRegistryFactory: RegistryFactory = {
 };
 
 /** Two lease nodes on the Redis `deploy` starts. */
-function redisFactory(name: string, deploy: (t: TestContext) => Promise<{ at: RedisAt; prefix: string }>): RegistryFactory {
+function redisFactory(name: string, deploy: (t: TestContext) => Promise<RedisDeployment>): RegistryFactory {
   return {
     name,
     async create(t) {
@@ -41,16 +40,10 @@ function redisFactory(name: string, deploy: (t: TestContext) => Promise<{ at: Re
   };
 }
 
-const redisRegistryFactory = redisFactory('redis', async (t) => {
-  const server = await startRedis(t);
-  return { at: { REDIS_URL: server.url }, prefix: server.prefix };
-});
+const redisRegistryFactory = redisFactory('redis', deploySingleRedis);
 
 /** Each route hash and lease index lies in a slot of its own: every command must touch one. */
-const redisClusterRegistryFactory = redisFactory('Redis Cluster', async (t) => {
-  const cluster = await startRedisCluster(t);
-  return { at: { REDIS_CLUSTER_NODES: cluster.nodes }, prefix: cluster.prefix };
-});
+const redisClusterRegistryFactory = redisFactory('Redis Cluster', deployRedisCluster);
 
 /** Routes in a stable order (implementations answer in any). */
 async function routesOf(registry: TunnelRegistry, pathId: string): Promise<TunnelRoute[]> {

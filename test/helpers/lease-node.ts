@@ -10,6 +10,9 @@ import { LeaseKeeper } from '../../src/presence/lease-keeper';
 import { RedisPresence } from '../../src/presence/redis-presence';
 import { RedisRegistry } from '../../src/tunnel/redis-registry';
 import { TEST_SECRET } from './node';
+import type { RedisAt } from './redis-topologies';
+
+export type { RedisAt };
 
 export interface LeaseNode {
   nodeId: string;
@@ -29,7 +32,6 @@ export interface LeaseNodeOptions {
 }
 
 /** Where a node's Redis is: one server (a proxy's URL, to cut it off) or a Redis Cluster. */
-export type RedisAt = { REDIS_URL: string } | { REDIS_CLUSTER_NODES: string };
 
 /** A node with id `nodeId` on the Redis `at`, its keys under `prefix`. */
 export async function startLeaseNode(t: TestContext, at: RedisAt, prefix: string, nodeId: string, options: LeaseNodeOptions = {}): Promise<LeaseNode> {

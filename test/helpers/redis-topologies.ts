@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { eventually } from './eventually';
-import { freePort } from './redis';
+import { freePort, startRedis } from './redis';
 
 export interface RedisClusterDeployment {
   /** `host:port,host:port,...` for REDIS_CLUSTER_NODES. */
@@ -204,3 +204,23 @@ export async function startRedisSentinel(t: TestContext, sentinelCount = 1): Pro
   };
 }
 
+/** How a node reaches a deployment: the environment a config loads it from. */
+export type RedisAt = { REDIS_URL: string } | { REDIS_CLUSTER_NODES: string };
+
+/** Where a contract suite's stores connect, and the key prefix they share. */
+export interface RedisDeployment {
+  at: RedisAt;
+  prefix: string;
+}
+
+/** One redis-server for the test. */
+export async function deploySingleRedis(t: TestContext): Promise<RedisDeployment> {
+  const server = await startRedis(t);
+  return { at: { REDIS_URL: server.url }, prefix: server.prefix };
+}
+
+/** A Redis Cluster for the test: every key of a store must live in one slot per command. */
+export async function deployRedisCluster(t: TestContext): Promise<RedisDeployment> {
+  const cluster = await startRedisCluster(t);
+  return { at: { REDIS_CLUSTER_NODES: cluster.nodes }, prefix: cluster.prefix };
+}
