@@ -29,6 +29,10 @@ import { ClusterRateLimiter } from './ratelimit/cluster-rate-limiter';
 import { ConnectionLimits } from './ratelimit/connection-limits';
 import { MemoryRateLimiter, type UserRateLimiter } from './ratelimit/rate-limiter';
 import { Router } from './routing/router';
+import { AwayKeeper } from './resume/away-keeper';
+import { MemoryResumeStore } from './resume/memory-resume-store';
+import { RedisResumeStore } from './resume/redis-resume-store';
+import type { ResumeStore, ResumeStoreOptions } from './resume/resume-store';
 import { appEndpoint } from './session/app-endpoint';
 import type { ClientSession } from './session/client-session';
 import { drainSessions, type Drainable } from './session/drain';
@@ -55,6 +59,8 @@ export interface NodeOptions {
   registry?: TunnelRegistry;
   limiter?: UserRateLimiter;
   verifier?: TokenVerifier;
+  /** Replay buffers; nodes sharing an in-memory bus share these too (test clusters). */
+  resumeStore?: ResumeStore;
 }
 
 export interface RunningNode {
@@ -86,7 +92,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const limiter = options.limiter ?? backend.limiter;
   const registry = options.registry ?? backend.registry;
   const verifier = options.verifier ?? createVerifier(config, logger);
-  const router = new Router({ nodeId: config.nodeId, bus, presence, logger, metrics });
+  const resumeStore = options.resumeStore ?? backend.resumeStore;
+  const keeper = new AwayKeeper(resumeStore, metrics, logger, config.RESUME_WINDOW_S > 0);
+  const router = new Router({ nodeId: config.nodeId, bus, presence, keeper, logger, metrics });
   const sessions = new Set<ClientSession>();
   const sidecars = new Set<SidecarSession>();
   const relay = new NodeRelay({ nodeId: config.nodeId, bus, registry, sweepMs: Math.round(config.PRESENCE_TTL_MS / 4), logger, metrics });
@@ -103,6 +111,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
 
   await presence.start();
   await registry.start();
+  await resumeStore.start?.();
   await relay.start(directory);
   await router.start();
   await health.start();
@@ -126,6 +135,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       metrics,
       logger,
       sessions,
+      resumeStore,
+      keeper,
       limits: connectionLimits,
       clientIp: clientIpResolver(config.TRUSTED_PROXIES),
       isDraining: () => health.isDraining,
@@ -194,6 +205,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     relay.stop();
     // The registry's routes go before the lease they share with presence may go.
     await registry.close();
+    await resumeStore.close();
     await presence.close();
     await bus.close();
     await backend.close();
@@ -213,6 +225,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
 interface Backend {
   bus: Bus;
   presence: PresenceStore;
+  /** Replay buffers for resume (SPEC §3.9). */
+  resumeStore: ResumeStore;
   /** Which sidecars serve which path_id, cluster-wide. */
   registry: TunnelRegistry;
   limiter: UserRateLimiter;
@@ -226,6 +240,7 @@ async function createBackend(config: Config, logger: Logger, metrics: Metrics): 
     return {
       bus: new MemoryBus(),
       presence: new MemoryPresence(),
+      resumeStore: new MemoryResumeStore(resumeOptions(config)),
       registry: new MemoryRegistry(config.nodeId),
       limiter,
       close: () => Promise.resolve(limiter.close()),
@@ -245,6 +260,7 @@ async function createBackend(config: Config, logger: Logger, metrics: Metrics): 
   return {
     bus: new RedisBus({ commands: redis.commands, subscriber: redis.subscriber, prefix: config.REDIS_PREFIX, sharded: redis.sharded, shardsUp: redis.shardsUp, logger }),
     presence: new RedisPresence({ redis: redis.commands, prefix: config.REDIS_PREFIX, lease, logger }),
+    resumeStore: new RedisResumeStore({ redis: redis.commands, prefix: config.REDIS_PREFIX, lease, logger, ...resumeOptions(config) }),
     registry: new RedisRegistry({ redis: redis.commands, prefix: config.REDIS_PREFIX, lease, logger }),
     limiter,
     close: async () => {
@@ -252,6 +268,10 @@ async function createBackend(config: Config, logger: Logger, metrics: Metrics): 
       await redis.close();
     },
   };
+}
+
+function resumeOptions(config: Config): ResumeStoreOptions {
+  return { node: config.nodeId, windowMs: config.RESUME_WINDOW_S * 1000, limit: config.RESUME_BUFFER };
 }
 
 function probeRoutes(health: HealthMonitor): HttpRoute[] {

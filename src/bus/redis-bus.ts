@@ -108,6 +108,8 @@ export class RedisBus implements Bus {
   readonly kind = 'redis';
   private readonly handlers = new Map<string, BusHandler>();
   private readonly channelOf = new Map<string, string>();
+  /** Bumped by each subscribe: an unsubscribe in flight drops the handler only if none came since. */
+  private readonly generation = new Map<string, number>();
   /** The turn's batches, in the order they began: the order they are published in. */
   private pending: Batch[] = [];
   /** Each channel's newest pending batch. */
@@ -133,6 +135,7 @@ export class RedisBus implements Bus {
 
   async subscribe(channel: string, handler: BusHandler): Promise<void> {
     const name = redisChannel(this.options.prefix, channel);
+    this.generation.set(channel, (this.generation.get(channel) ?? 0) + 1);
     this.handlers.set(channel, handler);
     this.channelOf.set(name, channel);
     const { subscriber, sharded } = this.options;
@@ -140,13 +143,25 @@ export class RedisBus implements Bus {
     else await subscriber.subscribe(name);
   }
 
+  /**
+   * Messages published before Redis ran the UNSUBSCRIBE still arrive until its reply, and are
+   * handed to the handler until then (a session going away keeps them for its resume): the
+   * handler goes with the reply, unless the channel was subscribed again meanwhile.
+   */
   async unsubscribe(channel: string): Promise<void> {
     const name = redisChannel(this.options.prefix, channel);
-    this.handlers.delete(channel);
-    this.channelOf.delete(name);
+    const generation = this.generation.get(channel);
     const { subscriber, sharded } = this.options;
-    if (sharded) await subscriber.sunsubscribe(name);
-    else await subscriber.unsubscribe(name);
+    try {
+      if (sharded) await subscriber.sunsubscribe(name);
+      else await subscriber.unsubscribe(name);
+    } finally {
+      if (this.generation.get(channel) === generation) {
+        this.handlers.delete(channel);
+        this.channelOf.delete(name);
+        this.generation.delete(channel);
+      }
+    }
   }
 
   publish(channel: string, message: string): Promise<number> {

@@ -131,6 +131,23 @@ export class Metrics {
     help: 'The configured MAX_CONNECTIONS of this node (0: no limit but the file descriptors)',
     registers: [this.registry],
   });
+  readonly resumes: Counter<'result'> = new Counter({
+    name: 'signaling_resumes_total',
+    help: 'Reconnects with ?resume=, by result: resumed, or the reason it was refused (expired, forbidden, overflow, taken, unavailable)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly replayedMessages = new Counter({
+    name: 'signaling_replayed_messages_total',
+    help: 'Messages replayed to resumed sessions (each once: what also arrived live is not counted)',
+    registers: [this.registry],
+  });
+  readonly keptMessages: Counter<'result'> = new Counter({
+    name: 'signaling_resume_kept_total',
+    help: 'Messages offered to the replay buffer of an away session, by result: queued, overflow (the buffer was full: its resume will be refused), gone (its window had ended)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly busPublishErrors = new Counter({
     name: 'signaling_bus_publish_errors_total',
     help: 'Bus publishes that failed; the affected senders were told `unavailable`',
@@ -165,6 +182,8 @@ export class Metrics {
     for (const bound of ['user', 'node']) this.rateLimitQueueFull.inc({ bound }, 0);
     for (const queue of ['early_frames', 'frames_waiting']) this.queueOverflows.inc({ queue }, 0);
     for (const code of Object.keys(ERROR_CODES)) this.errorFrames.inc({ code }, 0);
+    for (const result of ['resumed', 'expired', 'forbidden', 'overflow', 'taken', 'unavailable']) this.resumes.inc({ result }, 0);
+    for (const result of ['queued', 'overflow', 'gone']) this.keptMessages.inc({ result }, 0);
     this.draining.set(0);
   }
 

@@ -48,8 +48,9 @@ const withId = <T extends object>(frame: T, id: string | undefined): T & { id?: 
 
 export const encode = {
   /** Concatenated: sent once per connection, and the object JSON.stringify would walk is built only for it (~2 µs per connect). */
-  welcome: (f: { user: string; device: string; session: string; node: string; heartbeatMs: number; resumed: boolean }) =>
-    `{"type":"welcome","user":${JSON.stringify(f.user)},"device":${JSON.stringify(f.device)},"session":${JSON.stringify(f.session)},"node":${JSON.stringify(f.node)},"heartbeat_ms":${f.heartbeatMs},"resumed":${f.resumed}}`,
+  /** `reason`: why a resume asked for with `?resume=` was refused (SPEC §3.9); absent otherwise. */
+  welcome: (f: { user: string; device: string; session: string; node: string; heartbeatMs: number; resumed: boolean; reason?: string }) =>
+    `{"type":"welcome","user":${JSON.stringify(f.user)},"device":${JSON.stringify(f.device)},"session":${JSON.stringify(f.session)},"node":${JSON.stringify(f.node)},"heartbeat_ms":${f.heartbeatMs},"resumed":${f.resumed}${f.reason === undefined ? '' : `,"reason":${JSON.stringify(f.reason)}`}}`,
 
   /**
    * A relayed signal; `payloadJson` is the sender's payload text, copied as is (left out when the

@@ -7,6 +7,7 @@ import { EMPTY_STATE } from './resume-store';
 
 interface Session {
   readonly user: string;
+  readonly device: string;
   status: 'live' | 'away' | 'resuming';
   /** The node holding it ('' while away). */
   node: string;
@@ -25,11 +26,35 @@ interface Session {
 /** The sessions of every store built on it. */
 export class MemoryResumeTable {
   readonly sessions = new Map<string, Session>();
+  /** Away and resuming sessions by user, then by room (resume-store.ts, Indexes). */
+  private readonly byUser = new Map<string, Set<string>>();
+  private readonly byRoom = new Map<string, Set<string>>();
 
   remove(id: string): void {
     const session = this.sessions.get(id);
-    if (session?.timer !== undefined) clearTimeout(session.timer);
+    if (session === undefined) return;
+    if (session.timer !== undefined) clearTimeout(session.timer);
+    this.unlist(id, session);
     this.sessions.delete(id);
+  }
+
+  list(id: string, session: Session): void {
+    addTo(this.byUser, session.user, id);
+    for (const room of session.state.rooms) addTo(this.byRoom, room, id);
+  }
+
+  unlist(id: string, session: Session): void {
+    removeFrom(this.byUser, session.user, id);
+    for (const room of session.state.rooms) removeFrom(this.byRoom, room, id);
+  }
+
+  listedFor(user: string, device: string | undefined): string[] {
+    const ids = [...(this.byUser.get(user) ?? [])];
+    return device === undefined ? ids : ids.filter((id) => this.sessions.get(id)?.device === device);
+  }
+
+  listedIn(room: string): string[] {
+    return [...(this.byRoom.get(room) ?? [])];
   }
 
   clear(): void {
@@ -57,10 +82,10 @@ export class MemoryResumeStore implements ResumeStore {
     this.limit = options.limit;
   }
 
-  open(id: string, user: string, state: ResumeState = EMPTY_STATE): Promise<Claim> {
+  open(id: string, user: string, device: string, state: ResumeState = EMPTY_STATE): Promise<Claim> {
     if (this.table.sessions.has(id)) return Promise.reject(new Error(`resume session ${id} exists already`));
-    this.table.sessions.set(id, { user, status: 'live', node: this.node, epoch: 1, seq: 0, overflow: false, state: copy(state), buffer: [], taken: 0 });
-    return Promise.resolve({ session: id, user, epoch: 1 });
+    this.table.sessions.set(id, { user, device, status: 'live', node: this.node, epoch: 1, seq: 0, overflow: false, state: copy(state), buffer: [], taken: 0 });
+    return Promise.resolve({ session: id, user, device, epoch: 1 });
   }
 
   save(claim: Claim, state: ResumeState): Promise<boolean> {
@@ -72,6 +97,8 @@ export class MemoryResumeStore implements ResumeStore {
   away(claim: Claim, state?: ResumeState): Promise<boolean> {
     const session = this.held(claim);
     if (session === undefined) return Promise.resolve(false);
+    // Unlisted under the state it was listed with (a session sent away mid-resume), listed again under the new one.
+    this.table.unlist(claim.session, session);
     if (state !== undefined) session.state = copy(state);
     this.startWindow(claim.session, session);
     return Promise.resolve(true);
@@ -114,7 +141,7 @@ export class MemoryResumeStore implements ResumeStore {
     // Kept until back: a resume that never gets there (its connection or reply lost) is handed over again.
     session.taken = session.buffer.length;
     const messages = session.buffer.slice();
-    return Promise.resolve({ resumed: true, claim: { session: id, user, epoch: session.epoch }, state: copy(session.state), messages });
+    return Promise.resolve({ resumed: true, claim: { session: id, user, device: session.device, epoch: session.epoch }, state: copy(session.state), messages });
   }
 
   back(claim: Claim): Promise<BackResult> {
@@ -125,6 +152,7 @@ export class MemoryResumeStore implements ResumeStore {
       return Promise.resolve({ back: false, reason: 'overflow' });
     }
     session.status = 'live';
+    this.table.unlist(claim.session, session);
     const messages = session.buffer.slice(session.taken);
     session.buffer = [];
     session.taken = 0;
@@ -135,6 +163,14 @@ export class MemoryResumeStore implements ResumeStore {
     if (this.held(claim) === undefined) return Promise.resolve(false);
     this.table.remove(claim.session);
     return Promise.resolve(true);
+  }
+
+  resumable(user: string, device?: string): string[] {
+    return this.table.listedFor(user, device);
+  }
+
+  resumableInRoom(room: string): string[] {
+    return this.table.listedIn(room);
   }
 
   close(): Promise<void> {
@@ -150,12 +186,26 @@ export class MemoryResumeStore implements ResumeStore {
 
   private startWindow(id: string, session: Session): void {
     if (this.windowMs <= 0) return this.table.remove(id);
+    this.table.list(id, session);
     session.status = 'away';
     session.node = '';
     session.taken = 0;
     // unref: a session waiting for its client never keeps the process alive.
     session.timer = setTimeout(() => this.table.remove(id), this.windowMs).unref();
   }
+}
+
+function addTo(index: Map<string, Set<string>>, key: string, id: string): void {
+  let ids = index.get(key);
+  if (ids === undefined) index.set(key, (ids = new Set()));
+  ids.add(id);
+}
+
+function removeFrom(index: Map<string, Set<string>>, key: string, id: string): void {
+  const ids = index.get(key);
+  if (ids === undefined) return;
+  ids.delete(id);
+  if (ids.size === 0) index.delete(key);
 }
 
 function copy(state: ResumeState): ResumeState {

@@ -5,10 +5,20 @@
 //                              overflow (set once an append did not fit),
 //                              taken (while resuming: how many the resume handed over)
 //   {s:<session>}buffer   LIST "<seq>:<encoded frame>", oldest first
+//   {u:<user>}resumable   ZSET "<device>/<session>" → deadline   away and resuming
+//   {r:<room>}resumable   ZSET "<session>" → deadline             sessions (Indexes,
+//                                                                  resume-store.ts)
+//   {n:<lease>}resume     SET  the sessions the node of that lease holds (live or resuming)
+//
+// A node killed with -9 cannot send its sessions away: they hang on its lease
+// (presence/lease-keeper.ts), and the survivor that reaps the lease releases
+// each (`release`, fenced by the node's id), which starts their windows.
 //
 // Every step is one Lua script over the two keys of one session, which share a
-// hash slot (`{s:…}`; `{r:…}` is a room's): atomic on one server and on a
-// Redis Cluster alike. The window is judged by Redis's clock (TIME in the
+// hash slot (`{s:…}`): atomic on one server and on a Redis Cluster alike. The
+// indexes live in their user's and room's slots, so they are written after
+// the step, one script per index; an entry written late or left behind only
+// costs a sender an append that answers `gone`. The window is judged by Redis's clock (TIME in the
 // scripts), and while a session is away both keys carry it as their TTL, so
 // Redis itself removes what a closed session leaves once the window is over —
 // whether or not any node is still alive to clean up.
@@ -19,16 +29,24 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisClient } from '../bus/redis-clients';
+import type { Logger } from '../log/logger';
+import type { LeaseHolder, LeaseKeeper } from '../presence/lease-keeper';
+import { NodeLease } from '../presence/node-lease';
 import type { AppendResult, BackResult, BufferedMessage, Claim, ResumeRefusal, ResumeResult, ResumeState, ResumeStore, ResumeStoreOptions } from './resume-store';
 import { EMPTY_STATE } from './resume-store';
 
+/** What save.lua answers for 'away': the deadline (0: ended at once), user, device, the state before and after. */
+type AwayReply = [deadline: number, user: string, device: string, oldState: string, state: string];
+
 interface Scripts {
-  sbResumeOpen(hash: string, user: string, node: string, state: string): Promise<number>;
-  sbResumeSave(hash: string, buffer: string, mode: 'save' | 'away', fence: 'epoch' | 'node', by: string, state: string, windowMs: number): Promise<number>;
+  sbResumeOpen(hash: string, user: string, node: string, state: string, device: string): Promise<number>;
+  sbResumeSave(hash: string, buffer: string, mode: 'save' | 'away', fence: 'epoch' | 'node', by: string, state: string, windowMs: number): Promise<number | AwayReply>;
   sbResumeAppend(hash: string, buffer: string, data: string, limit: number): Promise<AppendResult>;
-  sbResumeTake(hash: string, buffer: string, user: string, node: string): Promise<[ResumeRefusal] | ['ok', number, string, string[]]>;
-  sbResumeBack(hash: string, buffer: string, epoch: number): Promise<['taken' | 'overflow'] | ['ok', string[]]>;
-  sbResumeEnd(hash: string, buffer: string, epoch: number): Promise<number>;
+  sbResumeTake(hash: string, buffer: string, user: string, node: string): Promise<[ResumeRefusal, device?: string, state?: string] | ['ok', number, string, string[], string]>;
+  sbResumeBack(hash: string, buffer: string, epoch: number): Promise<['taken'] | ['overflow', string] | ['ok', string[], string]>;
+  sbResumeEnd(hash: string, buffer: string, epoch: number): Promise<0 | [1, string]>;
+  sbResumeList(index: string, deadline: number, entry: string): Promise<number>;
+  sbResumeListed(index: string): Promise<string[]>;
 }
 
 const lua = (name: string) => readFileSync(join(__dirname, 'lua', `${name}.lua`), 'utf8');
@@ -36,9 +54,18 @@ const lua = (name: string) => readFileSync(join(__dirname, 'lua', `${name}.lua`)
 export interface RedisResumeStoreOptions extends ResumeStoreOptions {
   redis: RedisClient;
   prefix: string;
+  /** The node's lease: held sessions hang on it, and its reaper releases a dead node's. Absent: no reaping (contract tests). */
+  lease?: LeaseKeeper;
+  logger?: Logger;
 }
 
-export class RedisResumeStore implements ResumeStore {
+export class RedisResumeStore implements ResumeStore, LeaseHolder {
+  readonly name = 'resume';
+  private readonly lease: LeaseKeeper | undefined;
+  private readonly logger: Logger | undefined;
+  /** The sessions this node holds, and whether Redis may lack some of them under the current lease. */
+  private readonly held = new Set<string>();
+  private heldDirty = false;
   private readonly redis: RedisClient & Scripts;
   private readonly prefix: string;
   private readonly node: string;
@@ -53,11 +80,66 @@ export class RedisResumeStore implements ResumeStore {
     redis.defineCommand('sbResumeTake', { numberOfKeys: 2, lua: lua('resume') });
     redis.defineCommand('sbResumeBack', { numberOfKeys: 2, lua: lua('back') });
     redis.defineCommand('sbResumeEnd', { numberOfKeys: 2, lua: lua('end') });
+    redis.defineCommand('sbResumeList', { numberOfKeys: 1, lua: lua('list') });
+    redis.defineCommand('sbResumeListed', { numberOfKeys: 1, lua: lua('listed') });
     this.redis = redis as RedisClient & Scripts;
     this.prefix = options.prefix;
     this.node = options.node;
     this.windowMs = options.windowMs;
     this.limit = options.limit;
+    this.lease = options.lease;
+    this.logger = options.logger;
+  }
+
+  async start(): Promise<void> {
+    await this.lease?.start(this);
+  }
+
+  // ── the sessions this node holds, on its lease ──────────────────────────
+
+  private heldKey(lease: string): string {
+    return `${this.prefix}{n:${lease}}resume`;
+  }
+
+  /** Hangs a session this node now holds on the lease (written before the step that claims it: a reaper always finds it). */
+  private async hold(session: string): Promise<void> {
+    if (this.lease === undefined) return;
+    this.held.add(session);
+    await this.redis.sadd(this.heldKey(this.lease.id), session).catch(() => void (this.heldDirty = true));
+  }
+
+  /** The session is away or ended: the lease no longer answers for it. */
+  private unhold(session: string): void {
+    if (this.lease === undefined || !this.held.delete(session)) return;
+    void this.redis.srem(this.heldKey(this.lease.id), session).catch(() => undefined);
+  }
+
+  leaseLost(): void {
+    this.heldDirty = true;
+  }
+
+  unreachable(): void {
+    this.heldDirty = true;
+  }
+
+  async sync(): Promise<void> {
+    if (!this.heldDirty || this.lease === undefined) return;
+    this.heldDirty = false;
+    try {
+      if (this.held.size > 0) await this.redis.sadd(this.heldKey(this.lease.id), ...this.held);
+    } catch (error) {
+      this.heldDirty = true;
+      throw error;
+    }
+  }
+
+  async reap(lease: string): Promise<void> {
+    const key = this.heldKey(lease);
+    const node = NodeLease.nodeOf(lease);
+    const sessions = await this.redis.smembers(key);
+    for (const session of sessions) await this.release(session, node);
+    await this.redis.del(key);
+    if (sessions.length > 0) this.logger?.warn({ deadNode: node, sessions: sessions.length }, 'released the sessions of a dead node for resume');
   }
 
   /** The two keys of a session, in one hash slot. */
@@ -66,10 +148,20 @@ export class RedisResumeStore implements ResumeStore {
     return [`${tag}resume`, `${tag}buffer`];
   }
 
-  async open(session: string, user: string, state: ResumeState = EMPTY_STATE): Promise<Claim> {
+  /** A user's index, and a room's. */
+  private userIndex(user: string): string {
+    return `${this.prefix}{u:${user}}resumable`;
+  }
+
+  private roomIndex(room: string): string {
+    return `${this.prefix}{r:${room}}resumable`;
+  }
+
+  async open(session: string, user: string, device: string, state: ResumeState = EMPTY_STATE): Promise<Claim> {
     const [hash] = this.keys(session);
-    if ((await this.redis.sbResumeOpen(hash, user, this.node, JSON.stringify(state))) !== 1) throw new Error(`resume session ${session} exists already`);
-    return { session, user, epoch: 1 };
+    await this.hold(session);
+    if ((await this.redis.sbResumeOpen(hash, user, this.node, JSON.stringify(state), device)) !== 1) throw new Error(`resume session ${session} exists already`);
+    return { session, user, device, epoch: 1 };
   }
 
   async save(claim: Claim, state: ResumeState): Promise<boolean> {
@@ -78,11 +170,28 @@ export class RedisResumeStore implements ResumeStore {
 
   async away(claim: Claim, state?: ResumeState): Promise<boolean> {
     const encoded = state === undefined ? '' : JSON.stringify(state);
-    return (await this.redis.sbResumeSave(...this.keys(claim.session), 'away', 'epoch', String(claim.epoch), encoded, this.windowMs)) === 1;
+    const away = await this.listAway(claim.session, await this.redis.sbResumeSave(...this.keys(claim.session), 'away', 'epoch', String(claim.epoch), encoded, this.windowMs));
+    this.unhold(claim.session);
+    return away;
   }
 
   async release(session: string, node: string): Promise<boolean> {
-    return (await this.redis.sbResumeSave(...this.keys(session), 'away', 'node', node, '', this.windowMs)) === 1;
+    return this.listAway(session, await this.redis.sbResumeSave(...this.keys(session), 'away', 'node', node, '', this.windowMs));
+  }
+
+  /** After a step sent the session away: lists it under its user and rooms (and unlists it from rooms it has left). */
+  private async listAway(session: string, reply: number | AwayReply): Promise<boolean> {
+    if (!Array.isArray(reply)) return false;
+    const [deadline, user, device, oldState, newState] = reply;
+    const rooms = parseState(newState).rooms;
+    const left = parseState(oldState).rooms.filter((room) => !rooms.includes(room));
+    await Promise.all([
+      ...left.map((room) => this.redis.zrem(this.roomIndex(room), session)),
+      ...(deadline > 0
+        ? [this.redis.sbResumeList(this.userIndex(user), deadline, `${device}/${session}`), ...rooms.map((room) => this.redis.sbResumeList(this.roomIndex(room), deadline, session))]
+        : []),
+    ]);
+    return true;
   }
 
   append(session: string, data: string): Promise<AppendResult> {
@@ -90,25 +199,66 @@ export class RedisResumeStore implements ResumeStore {
   }
 
   async resume(session: string, user: string): Promise<ResumeResult> {
+    await this.hold(session);
     const reply = await this.redis.sbResumeTake(...this.keys(session), user, this.node);
-    if (reply[0] !== 'ok') return { resumed: false, reason: reply[0] };
-    const [, epoch, state, messages] = reply;
-    return { resumed: true, claim: { session, user, epoch }, state: parseState(state), messages: messages.map(parseMessage) };
+    if (reply[0] !== 'ok') {
+      this.unhold(session);
+      const [reason, device, state] = reply;
+      if (device !== undefined && state !== undefined) await this.unlist({ session, user, device }, state);
+      return { resumed: false, reason };
+    }
+    const [, epoch, state, messages, device] = reply;
+    return { resumed: true, claim: { session, user, device, epoch }, state: parseState(state), messages: messages.map(parseMessage) };
   }
 
   async back(claim: Claim): Promise<BackResult> {
     const reply = await this.redis.sbResumeBack(...this.keys(claim.session), claim.epoch);
-    if (reply[0] !== 'ok') return { back: false, reason: reply[0] };
+    if (reply[0] === 'taken') return { back: false, reason: 'taken' };
+    if (reply[0] === 'overflow') {
+      await this.unlist(claim, reply[1]);
+      return { back: false, reason: 'overflow' };
+    }
+    await this.unlist(claim, reply[2]);
     return { back: true, messages: reply[1].map(parseMessage) };
   }
 
-  async end(claim: Claim): Promise<boolean> {
-    return (await this.redis.sbResumeEnd(...this.keys(claim.session), claim.epoch)) === 1;
+  /** Drops the session's entries from its user's index and from those of the rooms in `state`. */
+  private async unlist(owner: Pick<Claim, 'session' | 'user' | 'device'>, state: string): Promise<void> {
+    const { session, user, device } = owner;
+    await Promise.all([this.redis.zrem(this.userIndex(user), `${device}/${session}`), ...parseState(state).rooms.map((room) => this.redis.zrem(this.roomIndex(room), session))]);
   }
 
-  /** The Redis connection is the caller's: nothing of its own to close. */
-  close(): Promise<void> {
-    return Promise.resolve();
+  async resumable(user: string, device?: string): Promise<string[]> {
+    const entries = await this.redis.sbResumeListed(this.userIndex(user));
+    const sessions: string[] = [];
+    for (const entry of entries) {
+      const slash = entry.lastIndexOf('/');
+      if (device === undefined || entry.slice(0, slash) === device) sessions.push(entry.slice(slash + 1));
+    }
+    return sessions;
+  }
+
+  resumableInRoom(room: string): Promise<string[]> {
+    return this.redis.sbResumeListed(this.roomIndex(room));
+  }
+
+  async end(claim: Claim): Promise<boolean> {
+    this.unhold(claim.session);
+    const reply = await this.redis.sbResumeEnd(...this.keys(claim.session), claim.epoch);
+    if (reply === 0) return false;
+    await this.unlist(claim, reply[1]);
+    return true;
+  }
+
+  /** Leaves the lease; sessions still held (none after a drain) are left to it, for a survivor to release. The connection is the caller's. */
+  async close(): Promise<void> {
+    const lease = this.lease;
+    if (lease === undefined) return;
+    await lease.leave(this, async () => {
+      if (this.held.size > 0) return false;
+      await this.redis.del(this.heldKey(lease.id));
+      return true;
+    });
   }
 }
 

@@ -52,6 +52,13 @@
 //   after `back` and before writing them loses them (as it would lose a live
 //   message in its send buffer).
 //
+// Indexes: while a session is away or resuming it is listed under its user
+// (with its device) and under each room it was in, for senders whose message
+// reached no connected device (`resumable`, `resumableInRoom`). `away` and
+// `release` list it, `back` and `end` unlist it; an entry outliving its
+// session (a resume refused, a window over) is harmless: its appends answer
+// `gone`, and it expires with the window.
+//
 // While `live` or `resuming` a session has no deadline: it is closed with
 // `away` by its node, or — when its node died (kill -9) — with `release` by a
 // survivor that reaps the dead node's lease.
@@ -68,6 +75,8 @@ export interface ResumeState {
 export interface Claim {
   readonly session: string;
   readonly user: string;
+  /** The device the session was opened for: a resume continues it, and messages naming it are kept for it. */
+  readonly device: string;
   readonly epoch: number;
 }
 
@@ -105,8 +114,10 @@ export interface ResumeStoreOptions {
 }
 
 export interface ResumeStore {
+  /** Starts background work (Redis: joins the node's lease, whose reaper releases a dead node's sessions). */
+  start?(): Promise<void>;
   /** Opens a new live session held by this node; rejects if the id is taken (ids are random: a bug). */
-  open(session: string, user: string, state?: ResumeState): Promise<Claim>;
+  open(session: string, user: string, device: string, state?: ResumeState): Promise<Claim>;
   /** Records the rooms and watches to restore; false when the claim was superseded. */
   save(claim: Claim, state: ResumeState): Promise<boolean>;
   /** The connection closed: the window starts now (store clock). False when the claim was superseded. */
@@ -121,6 +132,14 @@ export interface ResumeStore {
   back(claim: Claim): Promise<BackResult>;
   /** The session ends for good (no resume wanted): everything of it is removed. False when superseded. */
   end(claim: Claim): Promise<boolean>;
+  /**
+   * The sessions of `user` (of `device` only, when named) that are away or resuming: where a
+   * message that reached no connected device is kept. May name a session whose window just ended
+   * (its append then answers `gone`).
+   */
+  resumable(user: string, device?: string): MaybePromise<string[]>;
+  /** The sessions away or resuming that were members of `room` when they went away. */
+  resumableInRoom(room: string): MaybePromise<string[]>;
   close(): Promise<void>;
 }
 

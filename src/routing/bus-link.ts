@@ -31,6 +31,8 @@ export class BusLink {
   private readonly onPresence: BusLinkDeps['onPresence'];
   /** The node's channels, reference-counted; every one delivers through `onEnvelope`. */
   readonly subscriptions: Subscriptions;
+  /** Messages this node has sent (their ids). */
+  private messages = 0;
 
   constructor(deps: BusLinkDeps) {
     this.nodeId = deps.nodeId;
@@ -54,22 +56,42 @@ export class BusLink {
       return;
     }
     const { header, frame } = decoded;
-    if (header.o === this.nodeId) return;
+    if (header.o === this.nodeId) return this.onOwnEnvelope(header, frame, channel);
     if (header.k === 'pres') return channel.startsWith('p:') ? this.onPresence(channel.slice(2), header.st, frame) : undefined;
     const targets = this.targetsOf(channel);
     switch (header.k) {
       case 'dm':
       case 'room':
-        for (const r of targets) if (r.id !== header.s) r.deliver(frame, header.t);
+        for (const r of targets) if (r.id !== header.s) r.deliver(frame, header.t, header.m);
         return;
       case 'event':
-        for (const r of targets) r.deliver(frame, 'event');
+        for (const r of targets) r.deliver(frame, 'event', header.m);
         return;
       case 'kick':
         for (const r of [...targets]) if (r.id === header.s) r.kick(CLOSE.replaced);
         return;
     }
   };
+
+  /**
+   * This node's own envelope, back from the bus. Its sessions got the message when it was sent,
+   * all but those that attached since — a resumed session registering while the publish was on
+   * its way: the bus counted it (the sender was told `delivered`), so it gets the message now.
+   */
+  private onOwnEnvelope(header: Envelope, frame: string, channel: string): void {
+    if (header.k !== 'dm' && header.k !== 'room' && header.k !== 'event') return;
+    const number = parseInt(header.m.slice(header.m.lastIndexOf('.') + 1), 36);
+    for (const r of this.targetsOf(channel)) {
+      const state = this.local.state(r);
+      if (state === undefined || number > state.since || ('s' in header && r.id === header.s)) continue;
+      r.deliver(frame, header.k === 'event' ? 'event' : header.t, header.m);
+    }
+  }
+
+  /** How many messages this node has numbered so far: a session attached now gets every later one through the bus. */
+  get messageCount(): number {
+    return this.messages;
+  }
 
   /** The local sessions a bus channel (bus.ts `channels`) stands for. */
   private targetsOf(channel: string): Iterable<Recipient> {
@@ -82,6 +104,11 @@ export class BusLink {
     if (channel.startsWith('r:')) return this.local.membersOf(name);
     if (channel === channels.broadcast()) return this.local.all();
     return [];
+  }
+
+  /** A new message id, unique in the cluster (envelope.ts): this node's id and a counter. */
+  nextMessageId(): string {
+    return `${this.nodeId}.${(++this.messages).toString(36)}`;
   }
 
   /** Whether the bus looks usable right now. */

@@ -18,8 +18,11 @@ import type { CLOSE } from '../errors/codes';
 import type { PresenceStatus } from '../protocol/server-frames';
 import type { Subscription } from './subscriptions';
 
-/** What became of a direct signal: handed to a recipient's node, no device of the recipient online, or the bus failed. */
-export type DirectOutcome = 'delivered' | 'peer_offline' | 'unavailable';
+/**
+ * What became of a direct signal: handed to a recipient's node, kept for a session of the
+ * recipient away in its resume window, no device of the recipient online, or the bus failed.
+ */
+export type DirectOutcome = 'delivered' | 'queued' | 'peer_offline' | 'unavailable';
 
 /** A local session as the router sees it. */
 export interface Recipient {
@@ -28,8 +31,12 @@ export interface Recipient {
   readonly device: string;
   /** Its `from`/`from_device` members as encoded in the frames it sends (server-frames.ts `sender`). */
   readonly senderJson: string;
-  /** Sends an encoded frame (slow consumers are closed by the transport). */
-  deliver(frame: string, type: string): void;
+  /**
+   * Sends an encoded frame (slow consumers are closed by the transport). `id`: the message's id
+   * (envelope.ts) for direct, room and event traffic; undefined for what is never replayed
+   * (presence changes).
+   */
+  deliver(frame: string, type: string, id?: string): void;
   /**
    * Told what became of a direct signal it sent (`id` and `to` as in the frame). A method rather
    * than a callback per message: the router's one object per message (`DirectSignal`) is then all
@@ -57,6 +64,8 @@ export interface WatchEntry {
 /** One session's cluster state; the maps are made on first use (most connections never join or watch). */
 export class SessionState {
   phase: Phase = 'attaching';
+  /** This node's message count when the session attached: its own messages numbered up to it (sent before it was here) reach it through the bus (bus-link.ts). */
+  since = Number.MAX_SAFE_INTEGER;
   /** The handles on the user and device channels, taken at attach and given back at detach. */
   userChannel: Subscription | undefined;
   deviceChannel: Subscription | undefined;
@@ -129,6 +138,12 @@ export class LocalIndex {
   /** The local session with this id, if it is a device of `user`. */
   session(user: string, id: string): Recipient | undefined {
     return this.devicesOf(user).find((s) => s.id === id);
+  }
+
+  /** The rooms and watched users of a session, as a resume restores them. */
+  stateOf(r: Recipient): { rooms: string[]; watches: string[] } {
+    const state = this.sessions.get(r);
+    return { rooms: [...(state?.rooms?.keys() ?? [])], watches: [...(state?.watching?.keys() ?? [])] };
   }
 
   membersOf(room: string): Iterable<Recipient> {

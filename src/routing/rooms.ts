@@ -13,6 +13,7 @@
 // reference it took.
 import { channels } from '../bus/bus';
 import { SERVER_SENDER } from '../protocol/envelope';
+import type { AwayKeeper } from '../resume/away-keeper';
 import type { Metrics } from '../metrics/metrics';
 import type { PresenceStore } from '../presence/presence';
 import { encode, type Member } from '../protocol/server-frames';
@@ -24,6 +25,8 @@ import type { LocalIndex, Recipient, RoomEntry, SessionState } from './local-ind
 
 export interface RoomsDeps {
   nodeId: string;
+  /** Keeps room traffic for members away in their resume window. */
+  keeper: AwayKeeper;
   local: LocalIndex;
   link: BusLink;
   presence: PresenceStore;
@@ -73,7 +76,7 @@ export class Rooms {
       return members;
     } catch (error) {
       local.leave(r, state, room, entry);
-      entry.sub.release();
+      void entry.sub.release();
       throw new BusUnavailableError(error);
     }
   }
@@ -98,7 +101,7 @@ export class Rooms {
 
   private leaveNow(r: Recipient, state: SessionState, room: string, entry: RoomEntry): Promise<void> {
     this.deps.local.leave(r, state, room, entry);
-    entry.sub.release();
+    void entry.sub.release();
     return this.write(state, room, async () => {
       const member = { user: r.user, device: r.device, session: r.id };
       if (await this.deps.presence.leaveRoom(room, member)) await this.send(r, room, encode.memberLeft(room, member), 'member_left');
@@ -129,13 +132,23 @@ export class Rooms {
     return this.send(self, room, frame, change);
   }
 
-  /** Room traffic to every member on every node but `from` (undefined: the server speaks, nobody is excluded). */
+  /**
+   * Room traffic to every member on every node but `from` (undefined: the server speaks, nobody is
+   * excluded), and to the members away in their resume window. Those are looked up after the
+   * publish has run: a member whose node unsubscribed before it had been listed as away before
+   * (client-session.ts, going away), so each message reaches it live, by its node, or here.
+   */
   private send(from: Recipient | undefined, room: string, frame: string, type: string): MaybePromise<boolean> {
-    const { local, link, metrics, nodeId } = this.deps;
+    const { local, link, metrics, nodeId, keeper } = this.deps;
     const started = performance.now();
-    for (const member of local.membersOf(room)) if (member !== from) member.deliver(frame, type);
+    const id = link.nextMessageId();
+    for (const member of local.membersOf(room)) if (member !== from) member.deliver(frame, type, id);
     metrics.deliveredLocal.observe((performance.now() - started) / 1000);
-    const remote = link.publish(channels.room(room), { k: 'room', o: nodeId, s: from?.id ?? SERVER_SENDER, t: type }, frame);
-    return mapMaybe(remote, (count) => count !== undefined);
+    const remote = link.publish(channels.room(room), { k: 'room', o: nodeId, s: from?.id ?? SERVER_SENDER, t: type, m: id }, frame);
+    return mapMaybe(remote, (count) => {
+      if (count === undefined) return false;
+      keeper.forRoom(room, id, frame);
+      return true;
+    });
   }
 }

@@ -30,7 +30,8 @@ import type { Metrics } from '../metrics/metrics';
 import type { DeviceConnection, PresenceStore, StoreChanges } from '../presence/presence';
 import type { SignalType } from '../protocol/app-codec';
 import { encode } from '../protocol/server-frames';
-import { allMaybe, chainMaybe, type MaybePromise } from '../util/maybe-promise';
+import { allMaybe, chainMaybe, whenReady, type MaybePromise } from '../util/maybe-promise';
+import type { AwayKeeper } from '../resume/away-keeper';
 import { BusLink, Publication } from './bus-link';
 import { BusUnavailableError } from './errors';
 import { LocalIndex, type DirectOutcome, type Recipient, type SessionState } from './local-index';
@@ -45,6 +46,8 @@ export interface RouterDeps {
   nodeId: string;
   bus: Bus;
   presence: PresenceStore;
+  /** Keeps what reached no connected device for sessions away in their resume window. */
+  keeper: AwayKeeper;
   logger: Logger;
   metrics: Metrics;
 }
@@ -54,6 +57,7 @@ export class Router {
   private readonly presence: PresenceStore;
   private readonly logger: Logger;
   private readonly metrics: Metrics;
+  private readonly keeper: AwayKeeper;
   /** The bus side: publishing envelopes and delivering other nodes' (bus-link.ts). */
   private readonly link: BusLink;
   private readonly local = new LocalIndex();
@@ -67,10 +71,11 @@ export class Router {
     this.presence = deps.presence;
     this.logger = deps.logger;
     this.metrics = deps.metrics;
-    const { nodeId, presence, logger, metrics } = deps;
+    this.keeper = deps.keeper;
+    const { nodeId, presence, logger, metrics, keeper } = deps;
     const local = this.local;
     this.link = new BusLink({ nodeId, bus: deps.bus, local, logger, metrics, onPresence: (user, status, frame) => this.watches.deliver(user, status, frame) });
-    this.rooms = new Rooms({ nodeId, local, link: this.link, presence, metrics });
+    this.rooms = new Rooms({ nodeId, keeper, local, link: this.link, presence, metrics });
     this.watches = new Watches({ nodeId, local, link: this.link, presence, logger });
     presence.onChanges((changes) => this.announceStoreChanges(changes));
   }
@@ -90,6 +95,7 @@ export class Router {
    */
   attach(r: Recipient): MaybePromise<void> {
     const state = this.local.add(r);
+    state.since = this.link.messageCount;
     state.userChannel = this.link.subscriptions.take(channels.user(r.user));
     state.deviceChannel = this.link.subscriptions.take(channels.device(r.user, r.device));
     const subscribed = allMaybe([state.userChannel.ready, state.deviceChannel.ready]);
@@ -133,6 +139,34 @@ export class Router {
     void this.link.publish(channels.device(target.user, target.device), { k: 'kick', o: this.nodeId, s: target.session }, '');
   }
 
+  /** Makes shutdown (`settled`) wait for `work` too: a session going away still writing its replay buffer. */
+  hold(work: Promise<void>): void {
+    const held: Promise<void> = work.finally(() => this.detaching.delete(held));
+    this.detaching.add(held);
+  }
+
+  /** The rooms and watched users of a local session. */
+  stateOf(r: Recipient): { rooms: string[]; watches: string[] } {
+    return this.local.stateOf(r);
+  }
+
+  /**
+   * Unsubscribes the channels of a session going away while it stays in the local index, and
+   * resolves when the bus confirmed: every message published to them before then has reached the
+   * session (which keeps it for its resume), every later one reaches the senders' keepers.
+   */
+  quiesce(r: Recipient): Promise<void> {
+    const state = this.local.state(r);
+    if (state === undefined) return Promise.resolve();
+    const subs = [state.userChannel, state.deviceChannel, ...[...(state.rooms?.values() ?? [])].map((entry) => entry.sub)];
+    const unsubscribed: Promise<void>[] = [];
+    for (const sub of subs) {
+      const released = sub?.release();
+      if (released !== undefined) unsubscribed.push(released);
+    }
+    return Promise.all(unsubscribed).then(() => undefined);
+  }
+
   /** Resolves when every detach in flight has finished, or after `timeoutMs` (shutdown waits for it: no ghost users). */
   async settled(timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
@@ -149,8 +183,8 @@ export class Router {
     const state = this.local.remove(r);
     if (state === undefined) return;
     state.phase = 'detaching';
-    state.userChannel?.release();
-    state.deviceChannel?.release();
+    void state.userChannel?.release();
+    void state.deviceChannel?.release();
     this.watches.dropAll(r, state);
     // Rooms and presence are repaired by the store itself (it finishes failed removals); log and go on.
     const warn = (error: unknown) => this.logger.warn({ err: error }, 'detach could not update cluster state');
@@ -190,16 +224,17 @@ export class Router {
   sendDirect(from: Recipient, type: SignalType, to: string, device: string | undefined, payloadJson: string | undefined, id: string | undefined): void {
     const started = performance.now();
     const frame = encode.signal(type, from.senderJson, payloadJson);
+    const messageId = this.link.nextMessageId();
     let delivered = 0;
     for (const target of this.local.devicesOf(to)) {
       if (target === from || (device !== undefined && target.device !== device)) continue;
-      target.deliver(frame, type);
+      target.deliver(frame, type, messageId);
       delivered++;
     }
     if (delivered > 0) this.metrics.deliveredLocal.observe((performance.now() - started) / 1000);
     const channel = device === undefined ? channels.user(to) : channels.device(to, device);
-    const signal = new DirectSignal(this.metrics, from, id, to, started, delivered > 0);
-    this.link.publishThen(channel, { k: 'dm', o: this.nodeId, s: from.id, t: type }, frame, signal);
+    const signal = new DirectSignal(this.metrics, this.keeper, from, id, to, device, messageId, frame, started, delivered > 0);
+    this.link.publishThen(channel, { k: 'dm', o: this.nodeId, s: from.id, t: type, m: messageId }, frame, signal);
   }
 
   // ── what the store changed by itself ────────────────────────────────────
@@ -221,24 +256,31 @@ export class Router {
 
   // ── server events (SPEC §4) ─────────────────────────────────────────────
 
-  /** Delivers an `event` frame cluster-wide. Throws BusUnavailableError when the bus failed. */
+  /**
+   * Delivers an `event` frame cluster-wide, and keeps it for the sessions away in their resume
+   * window that it names: a user's or device's when no connected device got it (like a direct
+   * signal), a room's always. Broadcasts are not kept. Throws BusUnavailableError when the bus failed.
+   */
   async publishEvent(target: EventTarget, event: string, payload: unknown): Promise<void> {
     const frame = encode.event(event, payload);
-    let local: Iterable<Recipient>;
+    const id = this.link.nextMessageId();
+    let local: Recipient[];
     let channel: string;
     if ('broadcast' in target) {
-      local = this.local.all();
+      local = [...this.local.all()];
       channel = channels.broadcast();
     } else if ('room' in target) {
-      local = this.local.membersOf(target.room);
+      local = [...this.local.membersOf(target.room)];
       channel = channels.room(target.room);
     } else {
       local = this.local.recipientsOf(target.user, target.device);
       channel = target.device === undefined ? channels.user(target.user) : channels.device(target.user, target.device);
     }
-    for (const r of local) r.deliver(frame, 'event');
-    if ((await this.link.publish(channel, { k: 'event', o: this.nodeId }, frame)) === undefined)
-      throw new BusUnavailableError(new Error('publish failed'));
+    for (const r of local) r.deliver(frame, 'event', id);
+    const remote = await this.link.publish(channel, { k: 'event', o: this.nodeId, m: id }, frame);
+    if (remote === undefined) throw new BusUnavailableError(new Error('publish failed'));
+    if ('room' in target) this.keeper.forRoom(target.room, id, frame);
+    else if ('user' in target && local.length === 0 && remote === 0) await this.keeper.forUser(target.user, target.device, id, frame);
   }
 }
 
@@ -256,9 +298,14 @@ function connection(r: Recipient, node: string): DeviceConnection {
 class DirectSignal extends Publication {
   constructor(
     private readonly metrics: Metrics,
+    private readonly keeper: AwayKeeper,
     private readonly from: Recipient,
     private readonly id: string | undefined,
     private readonly to: string,
+    /** The device the sender named, if any; with the frame and its id, what a keeper needs when nobody got it. */
+    private readonly device: string | undefined,
+    private readonly messageId: string,
+    private readonly frame: string,
     private readonly started: number,
     private readonly deliveredLocally: boolean,
   ) {
@@ -268,6 +315,12 @@ class DirectSignal extends Publication {
   reached(remote: number | undefined): void {
     if (remote === undefined) return this.from.relayed(this.deliveredLocally ? 'delivered' : 'unavailable', this.id, this.to);
     if (remote > 0) this.metrics.deliveredRemote.observe((performance.now() - this.started) / 1000);
-    this.from.relayed(this.deliveredLocally || remote > 0 ? 'delivered' : 'peer_offline', this.id, this.to);
+    if (this.deliveredLocally || remote > 0) return this.from.relayed('delivered', this.id, this.to);
+    // No connected device: a session away in its resume window keeps it (SPEC §3.9).
+    whenReady(
+      this.keeper.forUser(this.to, this.device, this.messageId, this.frame),
+      (kept) => this.from.relayed(kept ? 'queued' : 'peer_offline', this.id, this.to),
+      () => this.from.relayed('peer_offline', this.id, this.to),
+    );
   }
 }

@@ -23,11 +23,14 @@ export class Subscription {
     readonly channel: string,
   ) {}
 
-  /** Gives the reference back; the second and later calls do nothing. */
-  release(): void {
-    if (!this.held) return;
+  /**
+   * Gives the reference back; the second and later calls do nothing. A promise when it was the
+   * channel's last: settles once the bus unsubscribed (or failed to).
+   */
+  release(): Promise<void> | undefined {
+    if (!this.held) return undefined;
     this.held = false;
-    this.owner.drop(this.channel);
+    return this.owner.drop(this.channel);
   }
 }
 
@@ -56,7 +59,7 @@ export class Subscriptions {
     const subscribing = count > 0 ? this.pending.get(channel) : this.subscribe(channel);
     if (subscribing !== undefined) {
       const ready = subscribing.catch((error: unknown) => {
-        sub.release();
+        void sub.release();
         throw error;
       });
       // Handled here so that a caller that does not wait (a connect during an outage) leaves no
@@ -83,13 +86,13 @@ export class Subscriptions {
     return settled;
   }
 
-  /** Called by a handle's `release()`: drops one reference and unsubscribes with the last. */
-  drop(channel: string): void {
+  /** Called by a handle's `release()`: drops one reference and unsubscribes with the last (settling when the bus did). */
+  drop(channel: string): Promise<void> | undefined {
     const count = this.counts.get(channel);
-    if (count === undefined) return;
+    if (count === undefined) return undefined;
     if (count > 1) return void this.counts.set(channel, count - 1);
     this.counts.delete(channel);
-    this.bus.unsubscribe(channel).catch((error: unknown) => {
+    return this.bus.unsubscribe(channel).catch((error: unknown) => {
       // Harmless beyond a few stray messages, which the router ignores: nobody local wants them.
       this.logger.warn({ err: error, channel: channel.slice(0, 2) }, 'bus unsubscribe failed');
     });

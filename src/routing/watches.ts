@@ -94,7 +94,7 @@ export class Watches {
 
   private drop(r: Recipient, state: SessionState, user: string, entry: WatchEntry): void {
     this.deps.local.unwatch(r, state, user, entry);
-    entry.sub.release();
+    void entry.sub.release();
   }
 
   async status(users: readonly string[]): Promise<Record<string, PresenceStatus>> {

@@ -16,14 +16,17 @@ import { audit } from '../log/audit';
 import type { ConnectionLimits } from '../ratelimit/connection-limits';
 import { errorReply, queryParam, type RequestInfo, type UpgradeDecision, type WsEndpoint, type WsHandler } from '../transport/http-types';
 import type { Connection } from '../transport/connection';
-import { mapMaybe, type MaybePromise } from '../util/maybe-promise';
+import { chainMaybe, type MaybePromise } from '../util/maybe-promise';
 import { ClientSession, type SessionDeps } from './client-session';
 import { ExpiryWheel } from './expiry-wheel';
+import { claimForResume, type ResumeOutcome } from './resume-claim';
 
 interface AppSocketContext {
   ipKey: string;
   claims?: Claims;
   failure?: AuthFailure;
+  /** Asked for with `?resume=`: the session claimed, or why not (resume-claim.ts). */
+  resume?: ResumeOutcome;
 }
 
 export interface AppEndpointDeps extends Omit<SessionDeps, 'expiries' | 'limits'> {
@@ -68,12 +71,20 @@ export function appEndpoint(deps: AppEndpointDeps): WsEndpoint<AppSocketContext>
       const { ipKey } = admitted;
       const token = tokenFrom(request);
       if (token === undefined) return { accept: true, context: { ipKey, failure: 'token_missing' } };
-      return mapMaybe(deps.verifier.verify(token), (verified) =>
-        verified.ok ? { accept: true, context: { ipKey, claims: verified.claims } } : { accept: true, context: { ipKey, failure: verified.reason } },
-      );
+      const resume = config.RESUME_WINDOW_S > 0 ? queryParam(request.query, 'resume') : undefined;
+      return chainMaybe(deps.verifier.verify(token), (verified): MaybePromise<UpgradeDecision<AppSocketContext>> => {
+        if (!verified.ok) return { accept: true, context: { ipKey, failure: verified.reason } };
+        const { claims } = verified;
+        if (resume === undefined || resume === '') return { accept: true, context: { ipKey, claims } };
+        return claimForResume(deps.resumeStore, resume, claims).then((outcome) => ({ accept: true, context: { ipKey, claims, resume: outcome } }));
+      });
     },
 
-    abandoned: (context) => limits.release(context.ipKey),
+    abandoned: (context) => {
+      limits.release(context.ipKey);
+      // The client left before its socket opened: the session it claimed goes away again, buffer and all.
+      if (context.resume?.resumed === true) void deps.resumeStore.away(context.resume.claim).catch(() => undefined);
+    },
 
     open(connection: Connection, context: AppSocketContext): WsHandler {
       if (context.claims === undefined) {
@@ -83,7 +94,7 @@ export function appEndpoint(deps: AppEndpointDeps): WsEndpoint<AppSocketContext>
         connection.close(failure === 'token_expired' ? CLOSE.token_expired_at_connect : CLOSE[failure]);
         return refused(context.ipKey);
       }
-      const session = new ClientSession(sessionDeps, connection, context.claims, context.ipKey);
+      const session = new ClientSession(sessionDeps, connection, context.claims, context.ipKey, context.resume);
       session.open();
       return session;
     },

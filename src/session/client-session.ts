@@ -12,6 +12,21 @@
 // `rate_limited`: the client sends faster than the cluster decides), and frames
 // for the client before its welcome (past it the connection is closed with
 // 4010, as a slow consumer).
+//
+// Resume (SPEC §3.9, resume/resume-store.ts). The welcome's `session` is the
+// session's id in the replay store; `id` is this connection's own (routing,
+// presence, kicks), so an old connection still going away and its successor
+// never share one.
+//
+//   new:      attach ──► welcome ("resumed":false)       store.open in the background
+//   resumed:  (claimed at upgrade) attach ──► rooms and watches again ──► back
+//             ──► welcome ("resumed":true) ──► replay (each message once) ──► newer frames
+//   closed:   by the client with 1000, replaced (4009) or rate-limited (4008): the session ends.
+//             Otherwise (network, drain 1012, slow consumer 4010, token 4001) it GOES AWAY:
+//             it stays in the router as a ghost that keeps what still reaches it (and what its
+//             socket never wrote) ──► store.away lists it for senders ──► what it kept so far
+//             is appended ──► its channels are unsubscribed (until the bus confirms, what
+//             arrives is appended) ──► detach. Shutdown waits for it (router.hold).
 import { roomAllowed, type Claims, type TokenVerifier } from '../auth/claims';
 import type { Config } from '../config/load';
 import { CLOSE, type Close, type ErrorCode } from '../errors/codes';
@@ -21,6 +36,9 @@ import type { Metrics } from '../metrics/metrics';
 import { decodeClientFrame, type ClientFrame, type DecodeResult } from '../protocol/app-codec';
 import { encode } from '../protocol/server-frames';
 import type { RateDecision, UserRateLimiter } from '../ratelimit/rate-limiter';
+import type { AwayKeeper } from '../resume/away-keeper';
+import { framesToReplay } from '../resume/kept-frames';
+import type { Claim, ResumeStore } from '../resume/resume-store';
 import { withinClusterWait } from '../routing/deadline';
 import { BusUnavailableError, type DirectOutcome, type Recipient, type Router } from '../routing/router';
 import type { Connection } from '../transport/connection';
@@ -29,6 +47,7 @@ import { whenReady, type MaybePromise } from '../util/maybe-promise';
 import { randomId } from '../util/random-id';
 import type { Drainable } from './drain';
 import type { ExpiryWheel } from './expiry-wheel';
+import type { ResumeOutcome } from './resume-claim';
 
 export interface SessionDeps {
   config: Config;
@@ -43,6 +62,9 @@ export interface SessionDeps {
   limits: { release(ipKey: string): void };
   /** Closes sessions whose token expired without a refresh (4001). */
   expiries: ExpiryWheel<ClientSession>;
+  /** Replay buffers (SPEC §3.9); unused when RESUME_WINDOW_S is 0. */
+  resumeStore: ResumeStore;
+  keeper: AwayKeeper;
 }
 
 const utf8 = new TextDecoder('utf-8');
@@ -52,10 +74,24 @@ export function newSessionId(): string {
   return randomId(16);
 }
 
+/** Server closes after which the session ends rather than going away (nobody should resume it). */
+const ENDS_SESSION: ReadonlySet<number> = new Set([CLOSE.replaced.code, CLOSE.rate_limited.code]);
+
 export class ClientSession implements Recipient, Drainable, WsHandler {
+  /** This connection's id (routing, presence, kicks). */
   readonly id: string;
+  /** The session's id in the replay store: the welcome's `session`, kept across resumes. */
+  readonly session: string;
   readonly user: string;
   readonly device: string;
+  /** The session's hold in the replay store: a promise while `open` runs; undefined when resume is off or the store failed. */
+  private claim: MaybePromise<Claim | undefined>;
+  /** While a resume is completing: ids of the messages that arrived live, which the replay skips. */
+  private seenLive: Set<string> | undefined;
+  /** Set when the socket closed and the session went away: what still reaches it is kept for its resume. */
+  private ghost: Ghost | undefined;
+  /** The server's close code, when it closed the socket. */
+  private closedWith: number | undefined;
   /** Made on first send: an idle connection does not carry it (bench W4). */
   private sender: string | undefined;
   private claims: Claims;
@@ -69,8 +105,8 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
   private readonly openedAt = performance.now();
   private logger: Logger | undefined;
   private welcomed = false;
-  /** Frames for this session that arrived before its welcome was sent (made on first use). */
-  private early: [frame: string, type: string][] | undefined;
+  /** Frames for this session that arrived before its welcome was sent (made on first use), with their message ids. */
+  private early: [frame: string, type: string, id: string | undefined][] | undefined;
   private earlyBytes = 0;
   /** The last frame still waiting for its rate-limit decision; later frames queue behind it. */
   private backlog: Promise<void> | undefined;
@@ -83,12 +119,22 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     claims: Claims,
     /** The admission's per-IP key, given back on close. */
     private readonly ipKey: string,
+    /** Asked for with `?resume=`: the session claimed at upgrade, or why not. */
+    private readonly resume?: ResumeOutcome,
   ) {
     this.claims = claims;
     this.id = newSessionId();
     this.user = claims.user;
-    // No device_id in the token: a random id per connection (SPEC §2).
-    this.device = claims.device ?? `anon-${randomId(6)}`;
+    if (resume?.resumed === true) {
+      this.session = resume.claim.session;
+      this.device = resume.claim.device;
+      this.claim = resume.claim;
+      this.seenLive = new Set();
+    } else {
+      this.session = newSessionId();
+      // No device_id in the token: a random id per connection (SPEC §2).
+      this.device = claims.device ?? `anon-${randomId(6)}`;
+    }
   }
 
   get senderJson(): string {
@@ -114,20 +160,79 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     } catch (error) {
       attached = Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
+    const resume = this.resume;
+    if (resume?.resumed === true) {
+      metrics.resumes.labels('resumed').inc();
+      const back = (): void => void this.comeBack(resume).catch((error: unknown) => this.log.error({ err: error }, 'resume failed'));
+      return whenReady(withinClusterWait(attached, 'registration'), back, (error: unknown) => {
+        this.log.warn({ err: error }, 'could not register the connection cluster-wide');
+        back();
+      });
+    }
+    if (resume !== undefined) metrics.resumes.labels(resume.reason).inc();
+    this.openInStore();
     // Bounded: a registration that waits for a Redis gone mid-handshake is finished by the store
     // when Redis returns; the client is welcomed meanwhile (as when it connects during an outage).
     whenReady(
       withinClusterWait(attached, 'registration'),
-      () => this.welcome(),
+      () => this.welcome(resume?.reason),
       (error: unknown) => {
         // Local delivery works regardless; cross-node routing comes back when the bus does.
         this.log.warn({ err: error }, 'could not register the connection cluster-wide');
-        this.welcome();
+        this.welcome(resume?.reason);
       },
     );
   }
 
-  private welcome(): void {
+  /** A new session in the replay store; the welcome does not wait for it (a resume in the first moment may hear `expired`). */
+  private openInStore(): void {
+    if (this.deps.config.RESUME_WINDOW_S <= 0) return;
+    this.claim = this.deps.resumeStore.open(this.session, this.user, this.device).catch((error: unknown) => {
+      this.log.warn({ err: error }, 'could not open the session for resume; it will not be resumable');
+      return undefined;
+    });
+  }
+
+  /**
+   * Completes a resume: the rooms and watches again, then `back` (what arrived while they were
+   * being restored), then the welcome and the replay, each message once.
+   */
+  private async comeBack(resume: Extract<ResumeOutcome, { resumed: true }>): Promise<void> {
+    const { router, resumeStore } = this.deps;
+    const rooms = resume.state.rooms.filter((room) => roomAllowed(this.claims.rooms, room));
+    const joined = await Promise.allSettled(rooms.map((room) => router.rooms.join(this, room)));
+    const watched = resume.state.watches.length === 0 ? undefined : await router.watches.watch(this, resume.state.watches).catch(() => undefined);
+    for (const failed of joined.filter((r) => r.status === 'rejected')) this.log.warn({ err: failed.reason }, 'could not rejoin a room on resume');
+    let messages = resume.messages;
+    try {
+      const back = await resumeStore.back(resume.claim);
+      if (!back.back && back.reason === 'taken') return this.close(CLOSE.replaced);
+      if (!back.back) {
+        // Overflowed meanwhile: the session is gone; this connection goes on as a new one.
+        this.deps.metrics.resumes.labels('overflow').inc();
+        this.claim = undefined;
+        return this.welcome('overflow', []);
+      }
+      messages = messages.concat(back.messages);
+    } catch (error) {
+      this.log.warn({ err: error }, 'could not complete the resume in the store; replaying what it handed over');
+    }
+    const seen = this.seenLive ?? new Set<string>();
+    this.seenLive = undefined;
+    const replay = framesToReplay(messages, seen);
+    // Closed while coming back: the replay is kept for the next resume, before what the ghost keeps.
+    if (this.ghost !== undefined) return this.ghost.keepFirst(replay);
+    this.deps.metrics.replayedMessages.inc(replay.length);
+    this.welcome(undefined, replay);
+    for (const [user, status] of Object.entries(watched ?? {})) this.send(encode.presenceChange(user, status), 'presence');
+  }
+
+  /**
+   * Sends the welcome, then (after a resume) the replayed frames, then what arrived meanwhile.
+   * `refused`: why a resume asked for was refused; `replay` undefined: a new session.
+   */
+  private welcome(refused?: string, replay?: readonly string[]): void {
+    if (this.closed) return;
     const { config } = this.deps;
     const early = this.early;
     this.early = undefined;
@@ -136,13 +241,16 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
       encode.welcome({
         user: this.user,
         device: this.device,
-        session: this.id,
+        session: this.session,
         node: config.nodeId,
         heartbeatMs: Math.min(30_000, (config.IDLE_TIMEOUT_S * 1000) / 2),
-        resumed: false,
+        resumed: replay !== undefined && refused === undefined,
+        ...(refused === undefined ? {} : { reason: refused }),
       }),
       'welcome',
     );
+    // Counted by signaling_replayed_messages_total, not by frame type (the kept frame's type is not stored).
+    for (const frame of replay ?? []) this.conn.send(frame);
     for (const [frame, type] of early ?? []) this.write(frame, type);
   }
 
@@ -185,7 +293,7 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     }
   }
 
-  onClose(): void {
+  onClose(code: number): void {
     if (this.closed) return;
     this.closed = true;
     const { sessions, limits, expiries } = this.deps;
@@ -194,13 +302,57 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     if (this.expiryBucket !== undefined) expiries.remove(this, this.expiryBucket);
     this.deps.metrics.activeConnections.dec();
     this.deps.metrics.connectionDuration.observe((performance.now() - this.openedAt) / 1000);
+    const server = this.closedWith;
+    const goesAway = this.claim !== undefined && code !== CLOSE.normal.code && (server === undefined || !ENDS_SESSION.has(server));
+    if (goesAway) return this.goAway();
+    this.endInStore();
     void this.deps.router.detach(this);
+  }
+
+  /** The session ends for good: nothing of it is kept for a resume. */
+  private endInStore(): void {
+    const claim = this.claim;
+    this.claim = undefined;
+    if (claim === undefined) return;
+    void Promise.resolve(claim)
+      .then((held) => (held === undefined ? undefined : this.deps.resumeStore.end(held)))
+      .catch((error: unknown) => this.log.warn({ err: error }, 'could not end the session in the store; it expires with its window'));
+  }
+
+  /** See the top of the file: the session goes away, and nothing that reached it is lost. */
+  private goAway(): void {
+    const { router, resumeStore, keeper } = this.deps;
+    const ghost = (this.ghost = new Ghost(keeper, this.session, this.log));
+    // What the socket never wrote: frames before the welcome, and a slow consumer's last ones.
+    for (const [frame, , id] of this.early ?? []) ghost.keep(frame, id);
+    for (const frame of this.conn.unsent?.() ?? []) ghost.keep(frame, undefined);
+    this.early = undefined;
+    const claimed = this.claim;
+    router.hold(
+      (async () => {
+        try {
+          const claim = await claimed;
+          if (claim !== undefined && !(await resumeStore.away(claim, router.stateOf(this)))) this.log.debug('the session was taken over before it went away');
+        } catch (error) {
+          this.log.warn({ err: error }, 'could not send the session away in the store');
+        }
+        ghost.flush();
+        await router.quiesce(this);
+        // Shutdown closes the store's connection after this: every append must have landed.
+        await ghost.settled();
+      })()
+        .catch((error: unknown) => this.log.warn({ err: error }, 'going away failed'))
+        .finally(() => router.detach(this)),
+    );
   }
 
   // ── Recipient ───────────────────────────────────────────────────────────
 
-  deliver(frame: string, type: string): void {
-    this.send(frame, type);
+  deliver(frame: string, type: string, id?: string): void {
+    // Presence changes are not replayed: a resume tells the watched users' states afresh.
+    if (this.ghost !== undefined) return type === 'presence' ? undefined : this.ghost.keep(frame, id);
+    if (id !== undefined) this.seenLive?.add(id);
+    this.send(frame, type, id);
   }
 
   /** Answers a direct signal: an ack when it carried an id, an error when it reached no one. */
@@ -208,6 +360,7 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     if (outcome === 'unavailable') this.sendError('unavailable', 'the cluster bus is down; the message was not delivered', id);
     else if (id === undefined) return;
     else if (outcome === 'delivered') this.send(encode.ack(id), 'ack');
+    else if (outcome === 'queued') this.send(encode.ack(id, true), 'ack');
     else this.sendError('peer_offline', `no device of "${to}" is connected`, id);
   }
 
@@ -234,6 +387,7 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
   close(close: Close): void {
     if (this.closed || this.closing) return;
     this.closing = true;
+    this.closedWith = close.code;
     this.conn.close(close);
   }
 
@@ -371,14 +525,14 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
   }
 
   /** Every frame goes out here; before the welcome, frames wait behind it (SPEC §3.1: the welcome comes first). */
-  private send(frame: string, type: string): void {
+  private send(frame: string, type: string, id?: string): void {
     if (this.welcomed) return this.write(frame, type);
-    (this.early ??= []).push([frame, type]);
+    (this.early ??= []).push([frame, type, id]);
     this.earlyBytes += frame.length;
     if (this.earlyBytes > this.deps.config.MAX_BUFFERED_BYTES) {
       this.deps.metrics.queueOverflows.labels('early_frames').inc();
       this.deps.metrics.slowConsumerCloses.inc();
-      this.early = undefined;
+      // Kept (not dropped) when the session goes away: its resume replays them.
       this.close(CLOSE.slow_consumer);
     }
   }
@@ -387,5 +541,58 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     if (this.closed) return;
     this.conn.send(frame);
     this.deps.metrics.countSent(type);
+  }
+}
+
+/**
+ * A closed session going away: keeps, in arrival order, what still reaches it. Until the store has
+ * sent the session away the frames wait here (an append would answer `live`); from `flush` on, each
+ * is appended at once (one connection to Redis keeps their order).
+ */
+class Ghost {
+  private waiting: [frame: string, id: string | undefined][] | undefined = [];
+  /** Appends the store has not answered yet. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly keeper: AwayKeeper,
+    private readonly session: string,
+    private readonly log: Logger,
+  ) {}
+
+  keep(frame: string, id: string | undefined): void {
+    if (this.waiting !== undefined) return void this.waiting.push([frame, id]);
+    this.append(frame, id);
+  }
+
+  /** A resume's replay that never reached the client (closed while coming back): ahead of the rest, once more. */
+  keepFirst(frames: readonly string[]): void {
+    const first = frames.map((frame): [string, undefined] => [frame, undefined]);
+    if (this.waiting !== undefined) this.waiting.unshift(...first);
+    else for (const [frame] of first) this.append(frame, undefined);
+  }
+
+  flush(): void {
+    const waiting = this.waiting ?? [];
+    this.waiting = undefined;
+    for (const [frame, id] of waiting) this.append(frame, id);
+  }
+
+  /** Resolves once every append made so far has been answered. */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+  }
+
+  private append(frame: string, id: string | undefined): void {
+    try {
+      const kept = this.keeper.keep(this.session, id, frame);
+      if (!(kept instanceof Promise)) return;
+      const tracked: Promise<unknown> = kept
+        .catch((error: unknown) => this.log.warn({ err: error }, 'could not keep a message for resume'))
+        .finally(() => this.inFlight.delete(tracked));
+      this.inFlight.add(tracked);
+    } catch (error) {
+      this.log.warn({ err: error }, 'could not keep a message for resume');
+    }
   }
 }

@@ -13,6 +13,11 @@ export interface Connection {
   /** Writes what is queued, then closes with a code from errors/codes CLOSE; idempotent. */
   close(close: Close | { readonly code: number; readonly reason: string }): void;
   readonly closed: boolean;
+  /**
+   * After a close as a slow consumer: the text frames that were queued but never handed to the
+   * socket, in order (the session keeps them for its resume); taken once.
+   */
+  unsent?(): string[];
 }
 
 /** A connection that also carries bytes: what a relayed public WebSocket needs (tunnel/public-websocket.ts). */

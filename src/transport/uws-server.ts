@@ -74,6 +74,8 @@ class BytesFrame {
 
 class UwsConnection implements ByteConnection {
   closed = false;
+  /** Text frames a slow-consumer close left unwritten (`unsent`). */
+  private unwritten: string[] | undefined;
   /** Frames waiting for the end of the turn; undefined when none (most connections, most of the time). */
   private queued: (string | BytesFrame)[] | undefined;
 
@@ -100,7 +102,11 @@ class UwsConnection implements ByteConnection {
   }
 
   private enqueue(frame: string | BytesFrame): void {
-    if (this.closed) return;
+    if (this.closed) {
+      // Closing (uWS may report the close only later): kept for `unsent`, a resumable session's.
+      if (typeof frame === 'string') (this.unwritten ??= []).push(frame);
+      return;
+    }
     if (this.queued !== undefined) return void this.queued.push(frame);
     this.queued = [frame];
     this.outbox.add(this);
@@ -129,10 +135,13 @@ class UwsConnection implements ByteConnection {
     const frames = this.queued;
     this.queued = undefined;
     if (frames === undefined) return true;
-    for (const frame of frames) {
+    for (let i = 0; i < frames.length; i++) {
+      const frame = frames[i]!;
       const result = typeof frame === 'string' ? this.ws.send(frame, false) : this.ws.send(frame.data, frame.binary);
       // uWS drops the frame past maxBackpressure; a buffer over our limit is a slow consumer either way (SPEC 4010).
       if (result === UWS_DROPPED || this.ws.getBufferedAmount() > this.maxBufferedBytes) {
+        const rest = frames.slice(result === UWS_DROPPED ? i : i + 1);
+        this.unwritten = rest.filter((f): f is string => typeof f === 'string');
         this.onSlowConsumer();
         this.end(CLOSE.slow_consumer);
         return false;
@@ -141,9 +150,17 @@ class UwsConnection implements ByteConnection {
     return true;
   }
 
+  unsent(): string[] {
+    const frames = this.unwritten ?? [];
+    this.unwritten = undefined;
+    return frames;
+  }
+
   /** The socket is gone (closed by either side): nothing more is written. */
   markClosed(): void {
     this.closed = true;
+    // Frames of this turn the socket will never write (the client vanished): `unsent` hands them over.
+    if (this.queued !== undefined) (this.unwritten ??= []).push(...this.queued.filter((f): f is string => typeof f === 'string'));
     this.queued = undefined;
   }
 

@@ -91,7 +91,7 @@ export function resumeContract(factory: ResumeFactory): void {
   describe(`ResumeStore contract: ${factory.name}`, () => {
     test('an away session keeps its messages in order and hands them over once, on any node', async (t) => {
       const { nodes: [a, b] } = await factory.create(t);
-      const claim = await a.open('s1', 'u1', STATE);
+      const claim = await a.open('s1', 'u1', 'd1', STATE);
       assert.equal(await a.append('s1', 'while live'), 'live', 'a live session buffers nothing');
       assert.equal(await a.away(claim), true);
       const sent = ['{"type":"offer","payload":1}', 'two: with a colon', '', 'ü'];
@@ -118,13 +118,54 @@ export function resumeContract(factory: ResumeFactory): void {
 
     test("another user's session is refused and left as it was", async (t) => {
       const { nodes: [a, b] } = await factory.create(t);
-      await a.away(await a.open('s1', 'u1'));
+      await a.away(await a.open('s1', 'u1', 'd1'));
       await a.append('s1', 'm1');
       assert.deepEqual(await b.resume('s1', 'u2'), { resumed: false, reason: 'forbidden' });
       const resumed = await b.resume('s1', 'u1');
       assert.ok(resumed.resumed);
       assert.deepEqual(datas(resumed.messages), ['m1']);
-      await assert.rejects(b.open('s1', 'u2'), 'an open session id is not opened again');
+      await assert.rejects(b.open('s1', 'u2', 'd1'), 'an open session id is not opened again');
+    });
+
+    test('away and resuming sessions are listed under their user, device and rooms until back', async (t) => {
+      const { nodes: [a, b] } = await factory.create(t);
+      const sorted = async (ids: string[] | Promise<string[]>) => [...(await ids)].sort();
+      const one = await a.open('s1', 'u1', 'd1', { rooms: ['lobby', 'r:2'], watches: [] });
+      const two = await a.open('s2', 'u1', 'd2');
+      await a.open('s3', 'u2', 'd1', { rooms: ['lobby'], watches: [] });
+      assert.deepEqual(await a.resumable('u1'), [], 'live sessions are not listed');
+      assert.deepEqual(await b.resumableInRoom('lobby'), []);
+
+      await a.away(one);
+      await a.away(two);
+      assert.deepEqual(await sorted(b.resumable('u1')), ['s1', 's2']);
+      assert.deepEqual(await b.resumable('u1', 'd2'), ['s2'], 'a message naming a device is kept for that device only');
+      assert.deepEqual(await b.resumable('u1', 'd9'), []);
+      assert.deepEqual(await b.resumable('u2'), []);
+      assert.deepEqual(await b.resumableInRoom('lobby'), ['s1']);
+      assert.deepEqual(await b.resumableInRoom('r:2'), ['s1']);
+
+      // Resuming: still listed (a message arriving now is kept and handed over by back), unlisted by back.
+      const resumed = await b.resume('s1', 'u1');
+      assert.ok(resumed.resumed);
+      assert.equal(resumed.claim.device, 'd1', 'the claim names the device the session was opened for');
+      assert.deepEqual(await a.resumable('u1', 'd1'), ['s1']);
+      await b.back(resumed.claim);
+      assert.deepEqual(await a.resumable('u1'), ['s2']);
+      assert.deepEqual(await a.resumableInRoom('lobby'), []);
+
+      // Away again having left a room: listed under the rooms it is in now only.
+      await b.away(resumed.claim, { rooms: ['r:2'], watches: [] });
+      assert.deepEqual(await a.resumableInRoom('lobby'), []);
+      assert.deepEqual(await a.resumableInRoom('r:2'), ['s1']);
+    });
+
+    test('a dead node released by a survivor is listed like a session sent away', async (t) => {
+      const { nodes: [a, b] } = await factory.create(t);
+      await a.open('s1', 'u1', 'd1', { rooms: ['lobby'], watches: [] });
+      assert.equal(await b.release('s1', 'n1'), true);
+      assert.deepEqual(await b.resumable('u1', 'd1'), ['s1']);
+      assert.deepEqual(await b.resumableInRoom('lobby'), ['s1']);
     });
 
     test('an unknown session is refused as expired; appends to it are gone', async (t) => {
@@ -135,7 +176,7 @@ export function resumeContract(factory: ResumeFactory): void {
 
     test('a full buffer keeps nothing more and the resume is told overflow, never a silent gap', async (t) => {
       const { nodes: [a, b], leftovers } = await factory.create(t, { limit: 3 });
-      await a.away(await a.open('s1', 'u1'));
+      await a.away(await a.open('s1', 'u1', 'd1'));
       const answers: AppendResult[] = [];
       for (let i = 0; i < 5; i++) answers.push(await a.append('s1', `m${i}`));
       assert.deepEqual(answers, ['queued', 'queued', 'queued', 'overflow', 'overflow']);
@@ -146,7 +187,7 @@ export function resumeContract(factory: ResumeFactory): void {
 
     test('an overflow while resuming is told by back, and the session is gone', async (t) => {
       const { nodes: [a, b], leftovers } = await factory.create(t, { limit: 2 });
-      await a.away(await a.open('s1', 'u1'));
+      await a.away(await a.open('s1', 'u1', 'd1'));
       await a.append('s1', 'm1');
       const resumed = await b.resume('s1', 'u1');
       assert.ok(resumed.resumed);
@@ -159,10 +200,10 @@ export function resumeContract(factory: ResumeFactory): void {
 
     test('after the window a resume is refused as expired and nothing of the session is left', async (t) => {
       const { nodes: [a, b], leftovers } = await factory.create(t, { windowMs: 300 });
-      const claim = await a.open('s1', 'u1', STATE);
+      const claim = await a.open('s1', 'u1', 'd1', STATE);
       await a.away(claim);
       assert.equal(await a.append('s1', 'm1'), 'queued');
-      await a.open('s2', 'u1');
+      await a.open('s2', 'u1', 'd1');
       await eventually(async () => assert.equal(await b.append('s1', 'late'), 'gone'), 3000, 20);
       assert.deepEqual(await b.resume('s1', 'u1'), { resumed: false, reason: 'expired' });
       await eventually(async () => assert.equal(await leftovers(), 1, 'only the live session s2 is kept'), 3000, 20);
@@ -170,7 +211,7 @@ export function resumeContract(factory: ResumeFactory): void {
 
     test('window 0: away ends the session at once', async (t) => {
       const { nodes: [a], leftovers } = await factory.create(t, { windowMs: 0 });
-      assert.equal(await a.away(await a.open('s1', 'u1')), true);
+      assert.equal(await a.away(await a.open('s1', 'u1', 'd1')), true);
       assert.equal(await a.append('s1', 'm1'), 'gone');
       assert.deepEqual(await a.resume('s1', 'u1'), { resumed: false, reason: 'expired' });
       assert.equal(await leftovers(), 0);
@@ -180,7 +221,7 @@ export function resumeContract(factory: ResumeFactory): void {
       const { nodes: [a, b] } = await factory.create(t);
       for (let round = 0; round < 20; round++) {
         const session = `s${round}`;
-        await a.away(await a.open(session, 'u1'));
+        await a.away(await a.open(session, 'u1', 'd1'));
         await a.append(session, 'm1');
         await a.append(session, 'm2');
         const results = await Promise.all([a.resume(session, 'u1'), b.resume(session, 'u1')]);
@@ -196,7 +237,7 @@ export function resumeContract(factory: ResumeFactory): void {
 
     test('appends racing a resume are in its take or in the back that ends it, once each and in order', async (t) => {
       const { nodes: [a, b] } = await factory.create(t, { limit: 1000 });
-      const claim = await a.open('s1', 'u1');
+      const claim = await a.open('s1', 'u1', 'd1');
       await a.away(claim);
       const appends: Promise<AppendResult>[] = [];
       let resumed: ReturnType<ResumeStore['resume']> | undefined;
@@ -226,7 +267,7 @@ export function resumeContract(factory: ResumeFactory): void {
 
     test('a superseded claim is fenced: its away, save, back and end change nothing', async (t) => {
       const { nodes: [a, b] } = await factory.create(t);
-      const old = await a.open('s1', 'u1', STATE);
+      const old = await a.open('s1', 'u1', 'd1', STATE);
       assert.equal(await a.save(old, { rooms: ['saved'], watches: ['u9'] }), true);
       assert.equal(await a.away(old), true);
       assert.equal(await a.away(old), false, 'away twice');
@@ -244,7 +285,7 @@ export function resumeContract(factory: ResumeFactory): void {
 
     test("release sends away a dead node's sessions only, with their saved state", async (t) => {
       const { nodes: [a, b] } = await factory.create(t);
-      const claim = await a.open('s1', 'u1');
+      const claim = await a.open('s1', 'u1', 'd1');
       await a.save(claim, STATE);
       assert.equal(await b.release('s1', 'n2'), false, 'n2 does not hold it');
       assert.equal(await b.release('s1', 'n1'), true);
@@ -259,7 +300,7 @@ export function resumeContract(factory: ResumeFactory): void {
 
     test('a resume that never reaches back loses nothing: the next one gets it all again, same seq', async (t) => {
       const { nodes: [a, b] } = await factory.create(t);
-      await a.away(await a.open('s1', 'u1'));
+      await a.away(await a.open('s1', 'u1', 'd1'));
       await a.append('s1', 'm1');
       const first = await b.resume('s1', 'u1');
       assert.ok(first.resumed);
@@ -285,7 +326,7 @@ export function resumeContract(factory: ResumeFactory): void {
 
     test('end removes everything of the session', async (t) => {
       const { nodes: [a, b], leftovers } = await factory.create(t);
-      await a.away(await a.open('s1', 'u1'));
+      await a.away(await a.open('s1', 'u1', 'd1'));
       await a.append('s1', 'm1');
       const resumed = await b.resume('s1', 'u1');
       assert.ok(resumed.resumed);
@@ -314,7 +355,7 @@ describe('RedisResumeStore: faults', () => {
     };
     const a = await store('n1', proxy.url);
     const b = await store('n2', server.url);
-    await b.away(await b.open('s1', 'u1'));
+    await b.away(await b.open('s1', 'u1', 'd1'));
     await b.append('s1', 'm1');
     await b.append('s1', 'm2');
 

@@ -91,7 +91,16 @@ export class TestClient {
     return this.frames.filter((f) => f.type === type);
   }
 
+  /** Drops the connection without a close frame, as a lost network does: the session goes away, resumable (SPEC §3.9). */
   close(): void {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
+  }
+
+  /** Closes with 1000, as an app that is done: the session ends (no resume). Resolves once closed. */
+  async goodbye(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    const closed = new Promise<void>((resolve) => this.ws.once('close', () => resolve()));
+    this.ws.close(1000);
+    await closed;
   }
 }

@@ -69,8 +69,8 @@ describe('direct signaling', () => {
     t.after(() => [phone, laptop].forEach((c) => c.close()));
     assert.equal((await phone.request({ type: 'message', to: 'alice', payload: 'sync' })).type, 'ack');
     assert.deepEqual(await laptop.next('message'), { type: 'message', from: 'alice', from_device: 'phone', payload: 'sync' });
-    // Alone, the sender's own user counts as offline: no other device.
-    laptop.close();
+    // Alone, the sender's own user counts as offline: no other device (the laptop said goodbye: nothing kept for it).
+    await laptop.goodbye();
     await eventually(async () => assert.equal((await phone.request({ type: 'message', to: 'alice', payload: 'x' })).code, 'peer_offline'));
     assert.equal(phone.all('message').length, 0);
   });

@@ -9,6 +9,8 @@ import type { Close } from '../../src/errors/codes';
 import { createLogger } from '../../src/log/logger';
 import { Metrics } from '../../src/metrics/metrics';
 import { MemoryRateLimiter } from '../../src/ratelimit/rate-limiter';
+import { AwayKeeper } from '../../src/resume/away-keeper';
+import { MemoryResumeStore } from '../../src/resume/memory-resume-store';
 import type { Router } from '../../src/routing/router';
 import { ClientSession } from '../../src/session/client-session';
 import { ExpiryWheel } from '../../src/session/expiry-wheel';
@@ -37,17 +39,21 @@ test('a frame whose handling throws is answered with an error; the session keeps
   } as unknown as Router;
   const limiter = new MemoryRateLimiter({ points: 100, durationS: 1 });
   const claims: Claims = { user: 'ann', device: 'd1', roles: new Set() };
+  const metrics = new Metrics({ node: 'n1' });
+  const resumeStore = new MemoryResumeStore({ node: 'n1', windowMs: 60_000, limit: 10 });
   const session = new ClientSession(
     {
       config: loadConfig({ JWT_SECRET: TEST_SECRET }),
       router,
       limiter,
       verifier: { verify: () => ({ ok: false, reason: 'token_invalid', detail: 'unused' }) },
-      metrics: new Metrics({ node: 'n1' }),
+      metrics,
       logger: createLogger('silent'),
       sessions: new Set(),
       limits: { release: () => undefined },
       expiries: new ExpiryWheel(),
+      resumeStore,
+      keeper: new AwayKeeper(resumeStore, metrics, createLogger('silent'), true),
     },
     conn,
     claims,
@@ -64,6 +70,6 @@ test('a frame whose handling throws is answered with an error; the session keeps
   assert.equal(welcome?.type, 'welcome');
   assert.deepEqual({ type: failed?.type, code: failed?.code, id: failed?.id }, { type: 'error', code: 'unavailable', id: 'm1' });
   assert.deepEqual({ type: pong?.type, id: pong?.id }, { type: 'pong', id: 'p1' });
-  session.onClose();
+  session.onClose(1000);
   limiter.close();
 });

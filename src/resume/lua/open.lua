@@ -3,9 +3,10 @@
 -- ARGV[1]  user
 -- ARGV[2]  node
 -- ARGV[3]  state (JSON: rooms and watches)
+-- ARGV[4]  device
 -- Returns  1, or 0 when the session exists already
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], 'user', ARGV[1], 'status', 'live', 'node', ARGV[2], 'epoch', 1, 'seq', 0, 'state', ARGV[3])
+redis.call('HSET', KEYS[1], 'user', ARGV[1], 'device', ARGV[4], 'status', 'live', 'node', ARGV[2], 'epoch', 1, 'seq', 0, 'state', ARGV[3])
 return 1

@@ -6,8 +6,9 @@
 -- KEYS[2]  the session's buffer
 -- ARGV[1]  the resuming user
 -- ARGV[2]  the resuming node
--- Returns  { 'ok', epoch, state, messages } or { refusal }
-local s = redis.call('HMGET', KEYS[1], 'user', 'status', 'overflow', 'deadline', 'state')
+-- Returns  { 'ok', epoch, state, messages, device } or { refusal } or, when
+--          the refusal removed the session, { refusal, device, state }
+local s = redis.call('HMGET', KEYS[1], 'user', 'status', 'overflow', 'deadline', 'state', 'device')
 if not s[1] then
   return { 'expired' }
 end
@@ -19,13 +20,14 @@ if s[2] ~= 'away' then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Removed for good: the device and state name the index entries to drop.
 if tonumber(s[4]) <= now then
   redis.call('DEL', KEYS[1], KEYS[2])
-  return { 'expired' }
+  return { 'expired', s[6], s[5] }
 end
 if s[3] then
   redis.call('DEL', KEYS[1], KEYS[2])
-  return { 'overflow' }
+  return { 'overflow', s[6], s[5] }
 end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'status', 'resuming', 'node', ARGV[2])
@@ -35,4 +37,4 @@ redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 local messages = redis.call('LRANGE', KEYS[2], 0, -1)
 redis.call('HSET', KEYS[1], 'taken', #messages)
-return { 'ok', epoch, s[5], messages }
+return { 'ok', epoch, s[5], messages, s[6] }
