@@ -8,6 +8,15 @@
 // Every socket belongs to one `generation`; a handler or an awaited step (the
 // token provider) that resumes under an older generation does nothing, so a
 // late close or a late token never acts on a newer connection.
+//
+// Sessions (SPEC §3.9): a loss the application did not ask for (network,
+// drain, slow consumer, expired token, …; close-policy.ts says which) keeps
+// the last welcome's session, and every reconnect presents it as `?resume=`
+// until a welcome answers. `resumed: true`: the server restored rooms and
+// watches and replays what was missed, so the client restores nothing.
+// `resumed: false`: a new session; the client rejoins and rewatches and
+// emits `resume_failed`. close(), 4009 and the closes that end a session
+// (1008, 4008) forget it: the next connect starts a new one.
 import type { ErrorCode } from '../errors/codes';
 import { Backoff } from './backoff';
 import { closeAction, type CloseAction } from './close-policy';
@@ -18,7 +27,7 @@ import { resolveOptions, type ClientOptions, type ResolvedOptions } from './opti
 import { clearTimer, setTimer, SOCKET_OPEN, type SocketLike, type TimerHandle } from './platform';
 import { PendingRequests } from './requests';
 import { Subscriptions } from './subscriptions';
-import type { ClientEvents, SendResult, SignalType, Welcome } from './events';
+import type { ClientEvents, ResumeFailureReason, SendResult, SignalType, Welcome } from './events';
 import { refreshDelayMs, stillFresh, tokenExpiry, type TokenProvider } from './token';
 
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -40,6 +49,11 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
   private urlIndex = 0;
   private socket: SocketLike | undefined;
   private current: Welcome | undefined;
+  /** The session to resume on the next connect: the last welcome's, until a close that ends it. */
+  private sessionId: string | undefined;
+  /** What the socket being opened presented as `?resume=`. */
+  private resuming: string | undefined;
+  private lastResumed = false;
   private token: string | undefined;
   /** When the draining node said it would close us (epoch ms). */
   private drainAt: number | undefined;
@@ -60,6 +74,20 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
   /** The welcome of the current connection; undefined unless `state` is `open`. */
   get welcome(): Welcome | undefined {
     return this.current;
+  }
+
+  /**
+   * The session of the current connection; while reconnecting, the one the
+   * client will ask to resume. Undefined before the first welcome, and after
+   * a close that ended the session (`close()`, 4009, 1008, 4008).
+   */
+  get session(): string | undefined {
+    return this.sessionId;
+  }
+
+  /** Whether the last welcome resumed the previous session (false on a first connect and after `resume_failed`). */
+  get resumed(): boolean {
+    return this.lastResumed;
   }
 
   /** The last status the server reported for a watched user. */
@@ -83,7 +111,7 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
     return welcomed;
   }
 
-  /** Closes for good (until `connect()`): no reconnect; waiting requests fail with `closed`. */
+  /** Closes for good (until `connect()`): no reconnect; waiting requests fail with `closed`. Code 1000 ends the session on the server: the next `connect()` starts a new one. */
   close(): void {
     if (this.status === 'closed' || this.status === 'idle') return;
     const socket = this.detachSocket();
@@ -96,7 +124,12 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
 
   // ── requests ──────────────────────────────────────────────────────────────
 
-  /** A signal to every device of `to` (or one): resolves on `ack`, rejects with `peer_offline`, another error, `timeout` or `closed`. */
+  /**
+   * A signal to every device of `to` (or one): resolves on `ack` — with
+   * `queued: true` when the recipient is away but resumable and the message
+   * waits for it (SPEC §3.9) — rejects with `peer_offline`, another error,
+   * `timeout` or `closed`.
+   */
   async send(to: string, type: SignalType, payload?: unknown, options: { device?: string } = {}): Promise<SendResult> {
     const reply = await this.request({ type, to, ...(options.device === undefined ? {} : { device: options.device }), ...(payload === undefined ? {} : { payload }) });
     return { id: reply.id ?? '', queued: reply.type === 'ack' && reply.queued === true };
@@ -157,7 +190,9 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
     if (token === undefined) return this.finish(this.lastCloseCode, 'token_not_renewed');
     const url = this.options.urls[this.urlIndex % this.options.urls.length] ?? '';
     this.emit('connecting', { url });
-    const socket = new this.options.WebSocket(`${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`);
+    this.resuming = this.sessionId;
+    const resume = this.resuming === undefined ? '' : `&resume=${encodeURIComponent(this.resuming)}`;
+    const socket = new this.options.WebSocket(`${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}${resume}`);
     this.socket = socket;
     socket.onmessage = (event: { data?: unknown }) => {
       if (socket === this.socket) this.receive(event.data);
@@ -221,7 +256,11 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
 
   private welcomed(frame: Extract<ServerFrame, { type: 'welcome' }>): void {
     const welcome: Welcome = { user: frame.user, device: frame.device, session: frame.session, node: frame.node, heartbeatMs: frame.heartbeat_ms, resumed: frame.resumed === true };
+    const asked = this.resuming;
+    this.resuming = undefined;
     this.current = welcome;
+    this.sessionId = welcome.session;
+    this.lastResumed = welcome.resumed;
     this.status = 'open';
     this.drainAt = undefined;
     this.timers.stable = setTimer(() => this.backoff.reset(), this.options.backoff.resetAfterMs);
@@ -229,13 +268,23 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
     this.scheduleRefresh(this.token);
     this.emit('connected', welcome);
     const generation = this.generation;
-    this.subscriptions.restore(() => generation === this.generation);
+    const current = () => generation === this.generation;
+    if (!current()) return; // a listener closed the client
+    if (welcome.resumed) return this.subscriptions.resumed(current);
+    if (asked !== undefined) {
+      // A server that does not resume at all answers with no reason.
+      const reason: ResumeFailureReason = frame.reason ?? 'unavailable';
+      this.emit('resume_failed', { session: asked, reason });
+      if (!current()) return;
+    }
+    this.subscriptions.restore(current);
   }
 
   private socketClosed(code: number, reason: string): void {
     this.lastCloseCode = code;
     const action = closeAction(code);
     const stop = action.kind === 'stop' || (action.newToken && typeof this.options.token === 'string');
+    if (action.kind === 'stop' || !action.resume) this.sessionId = undefined;
     const delay = stop ? undefined : this.delayFor(action);
     this.connectionLost(code, reason, delay);
     if (delay === undefined || action.kind === 'stop') return this.finish(code, reason);
@@ -271,6 +320,7 @@ export class SwitchboardClient extends TypedEmitter<ClientEvents> {
   private finish(code: number, reason: string): void {
     this.generation++;
     this.status = 'closed';
+    this.sessionId = undefined; // ended (1000, 4009) or never to be resumed by this client: the next connect() starts a new session
     clearTimer(this.timers.reconnect);
     delete this.timers.reconnect;
     this.emit('closed', { code, reason });

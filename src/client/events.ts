@@ -9,13 +9,24 @@ export type { SignalType, Member, PresenceStatus };
 export interface Welcome {
   user: string;
   device: string;
-  /** The session id (for resume, SPEC §3.9, once the server supports it). */
+  /** The session id: presented as `?resume=` on the next reconnect after a loss the application did not ask for (SPEC §3.9). */
   session: string;
   /** The node that holds this connection. */
   node: string;
   heartbeatMs: number;
+  /** True when this connection took over the previous session: rooms, watches and the messages missed meanwhile came back. */
   resumed: boolean;
 }
+
+/**
+ * Why the server did not resume a session (SPEC §3.9): `expired` (past the
+ * resume window, or unknown), `forbidden` (another user's session),
+ * `overflow` (more messages were missed than the server keeps), `taken`
+ * (another connection resumed it first), `unavailable` (the server could not
+ * look it up, or does not resume at all). A reason newer than this SDK
+ * passes through as it came.
+ */
+export type ResumeFailureReason = 'expired' | 'forbidden' | 'overflow' | 'taken' | 'unavailable' | (string & {});
 
 export interface SendResult {
   /** The message id the server acknowledged. */
@@ -47,6 +58,13 @@ export interface ClientEvents {
   connecting: { url: string };
   /** The server's welcome: the connection is usable. */
   connected: Welcome;
+  /**
+   * The client asked to resume `session` and the server started a new one
+   * instead (the `connected` before it has `resumed: false`): messages sent to
+   * this client while it was away may be lost. Rooms and watches are restored
+   * by the client, as after any new session (`joined` / `watching` follow).
+   */
+  resume_failed: { session: string; reason: ResumeFailureReason };
   /** A socket closed. `reconnectInMs` is when the next attempt starts; undefined when there will be none (see `closed`). */
   disconnected: { code: number; reason: string; reconnectInMs: number | undefined };
   /** The node is shutting down and will close this socket in `reconnectAfterMs`; the client then moves to another node. */

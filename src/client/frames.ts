@@ -13,7 +13,7 @@ export interface Member {
 
 /** Every frame may carry the `id` of the request it answers. */
 export type ServerFrame = (
-  | { type: 'welcome'; user: string; device: string; session: string; node: string; heartbeat_ms: number; resumed: boolean }
+  | { type: 'welcome'; user: string; device: string; session: string; node: string; heartbeat_ms: number; resumed?: boolean; reason?: string }
   | { type: SignalType; from: string; from_device: string; payload?: unknown; room?: undefined; id?: undefined }
   | { type: 'message'; room: string; from: string; from_device: string; payload: unknown; id?: undefined }
   | { type: 'ack'; id: string; queued?: boolean }
@@ -44,7 +44,8 @@ const isMember = (v: unknown): v is Member => isObject(v) && isString(v.user) &&
 function wellFormed(f: Record<string, unknown>): boolean {
   switch (f.type) {
     case 'welcome':
-      return isString(f.user) && isString(f.device) && isString(f.session) && isString(f.node) && isNumber(f.heartbeat_ms);
+      return isString(f.user) && isString(f.device) && isString(f.session) && isString(f.node) && isNumber(f.heartbeat_ms) &&
+        (f.resumed === undefined || typeof f.resumed === 'boolean') && (f.reason === undefined || isString(f.reason))
     case 'ack':
       return isString(f.id);
     case 'error':

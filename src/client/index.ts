@@ -16,8 +16,12 @@
 // Reconnects follow the close codes (SPEC §3.8): 1012 draining → soon after
 // the server's hint, to the next URL; 1008 / 4001 → with a new token from the
 // provider; 4009 replaced → never (event `closed`); 4010 and the rest →
-// jittered exponential backoff, reset once a connection stayed up. Rooms and
-// watches are restored after a reconnect. docs/client-sdk.md has the details.
+// jittered exponential backoff, reset once a connection stayed up. A loss
+// the app did not ask for is followed by a resume of the session (SPEC §3.9:
+// `?resume=`; `resumed: true` gives back rooms, watches and missed messages);
+// when the server starts a new session instead, the client rejoins its rooms,
+// rewatches its users and emits `resume_failed`. docs/client-sdk.md has the
+// details.
 export { SwitchboardClient, CLIENT_HEARTBEAT_TIMEOUT, type ClientState } from './client';
 export type { ClientOptions } from './options';
 export { SwitchboardError, type ClientErrorCode } from './errors';

@@ -24,6 +24,11 @@ export class FakeSocket {
     return new URL(this.url).searchParams.get('token');
   }
 
+  /** The `resume` query parameter (the session the client asks back), null when absent. */
+  get resume(): string | null {
+    return new URL(this.url).searchParams.get('resume');
+  }
+
   send(data: string): void {
     if (this.readyState !== 1) throw new Error('send on a socket that is not open');
     this.sent.push(JSON.parse(data) as SentFrame);

@@ -23,7 +23,7 @@ export function sdkClient(t: TestContext, options: Partial<ClientOptions> = {}) 
     ...options,
   });
   const events: Recorded[] = [];
-  const names: (keyof ClientEvents)[] = ['connecting', 'connected', 'disconnected', 'draining', 'closed', 'signal', 'joined', 'member_joined', 'member_left', 'room_message', 'watching', 'presence', 'event', 'token_refreshed', 'error'];
+  const names: (keyof ClientEvents)[] = ['connecting', 'connected', 'resume_failed', 'disconnected', 'draining', 'closed', 'signal', 'joined', 'member_joined', 'member_left', 'room_message', 'watching', 'presence', 'event', 'token_refreshed', 'error'];
   for (const name of names) client.on(name, (value) => events.push([name, value] as Recorded));
   t.after(() => client.close());
   /** The values of every recorded event `name`, in order. */

@@ -52,13 +52,14 @@ describe('backoff', () => {
   });
 });
 
-describe('reconnect policy per close code (SPEC §3.8)', () => {
+describe('reconnect policy per close code (SPEC §3.8, §3.9)', () => {
   test('each close code of the server maps to its action', () => {
     assert.deepEqual(closeAction(CLOSE.replaced.code), { kind: 'stop' }, '4009: never reconnect');
-    assert.deepEqual(closeAction(1008), { kind: 'reconnect', wait: 'backoff', newToken: true }, '1008: a new token, with backoff');
-    assert.deepEqual(closeAction(4001), { kind: 'reconnect', wait: 'soon', newToken: true }, '4001: a new token, soon');
-    assert.deepEqual(closeAction(1012), { kind: 'reconnect', wait: 'drain', newToken: false }, '1012: after the drain hint');
-    for (const code of [4010, 4008, 1009, 1001, 1006, 1011, 4000, 4999])
-      assert.deepEqual(closeAction(code), { kind: 'reconnect', wait: 'backoff', newToken: false }, `${code}: backoff`);
+    assert.deepEqual(closeAction(1008), { kind: 'reconnect', wait: 'backoff', newToken: true, resume: false }, '1008: a new token, with backoff, a new session');
+    assert.deepEqual(closeAction(4001), { kind: 'reconnect', wait: 'soon', newToken: true, resume: true }, '4001: a new token, soon, same session');
+    assert.deepEqual(closeAction(1012), { kind: 'reconnect', wait: 'drain', newToken: false, resume: true }, '1012: after the drain hint, resumed');
+    assert.deepEqual(closeAction(4008), { kind: 'reconnect', wait: 'backoff', newToken: false, resume: false }, '4008: backoff, a new session');
+    for (const code of [4010, 1009, 1001, 1006, 1011, 4000, 4999])
+      assert.deepEqual(closeAction(code), { kind: 'reconnect', wait: 'backoff', newToken: false, resume: true }, `${code}: backoff, resumed`);
   });
 });

@@ -41,7 +41,7 @@ describe('client reconnects by close code', () => {
     t.mock.timers.tick(1);
     await settle();
     assert.equal(server.sockets.length, 2);
-    assert.equal(server.last().url, 'ws://b.test/ws?token=fixed-token');
+    assert.equal(server.last().url, 'ws://b.test/ws?token=fixed-token&resume=s1', 'the session asked back (SPEC §3.9)');
   });
 
   test('1012 draining: waits for the hint, then reconnects to the next URL without backoff', async (t) => {
