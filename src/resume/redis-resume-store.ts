@@ -101,11 +101,15 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
     return `${this.prefix}{n:${lease}}resume`;
   }
 
-  /** Hangs a session this node now holds on the lease (written before the step that claims it: a reaper always finds it). */
-  private async hold(session: string): Promise<void> {
+  /**
+   * Hangs a session this node now holds on the lease. Sent before the step that claims it and not
+   * waited for: on one server the connection keeps the order (a reaper always finds it); a failed
+   * write is made again by the next heartbeat (`sync`).
+   */
+  private hold(session: string): void {
     if (this.lease === undefined) return;
     this.held.add(session);
-    await this.redis.sadd(this.heldKey(this.lease.id), session).catch(() => void (this.heldDirty = true));
+    this.redis.sadd(this.heldKey(this.lease.id), session).catch(() => void (this.heldDirty = true));
   }
 
   /** The session is away or ended: the lease no longer answers for it. */
@@ -159,7 +163,7 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
 
   async open(session: string, user: string, device: string, state: ResumeState = EMPTY_STATE): Promise<Claim> {
     const [hash] = this.keys(session);
-    await this.hold(session);
+    this.hold(session);
     if ((await this.redis.sbResumeOpen(hash, user, this.node, JSON.stringify(state), device)) !== 1) throw new Error(`resume session ${session} exists already`);
     return { session, user, device, epoch: 1 };
   }
@@ -199,7 +203,7 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
   }
 
   async resume(session: string, user: string): Promise<ResumeResult> {
-    await this.hold(session);
+    this.hold(session);
     const reply = await this.redis.sbResumeTake(...this.keys(session), user, this.node);
     if (reply[0] !== 'ok') {
       this.unhold(session);

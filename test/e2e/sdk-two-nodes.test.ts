@@ -66,11 +66,12 @@ test('two pages on two nodes: a data channel signaled across nodes; a drained no
   await chat(a, b, 'alice', 'hello across nodes');
   await chat(b, a, 'bob', 'hi back');
 
-  // Drain node 1: it tells page A, closes it with 1012 and exits; the SDK takes page A to node 2.
+  // Drain node 1: it tells page A, closes it with 1012 and exits; the SDK takes page A to node 2,
+  // resuming its session there (SPEC §3.9): same rooms and watches, nothing lost.
   node1.kill('SIGTERM');
   await contains(a.page, '#log', 'node draining');
   await contains(a.page, '#log', 'socket closed: 1012 draining');
-  await shows(a.page, '#me', 'alice / alice-laptop @ sdk-node-2');
+  await shows(a.page, '#me', 'alice / alice-laptop @ sdk-node-2 (resumed)');
   await shows(a.page, '#status', 'connected');
   await shows(a.page, '#peer-presence', 'online');
   await contains(a.page, '#log', 'welcome: user alice, device alice-laptop, node sdk-node-2');

@@ -12,7 +12,6 @@ import type { WebSocketConstructor } from '../../src/client/platform';
 import { eventually } from '../helpers/eventually';
 import { startTestNode, type TestNode } from '../helpers/node';
 
-const SKIP = { skip: 'needs server resume (issue 15)' };
 
 /** The `ws` class, keeping its instances so that a test can cut one without a close handshake. */
 function cuttableWebSocket(): { WebSocket: WebSocketConstructor; cutLast(): void } {
@@ -40,7 +39,7 @@ function sdk(t: TestContext, node: TestNode, claims: Record<string, unknown>, We
   return { client, seen: <K extends keyof ClientEvents>(name: K) => events.filter((e) => e.name === name).map((e) => e.value as ClientEvents[K]) };
 }
 
-test('a lost socket resumes: queued acks, the missed signal and room message replayed, no rejoin', SKIP, async (t) => {
+test('a lost socket resumes: queued acks, the missed signal and room message replayed, no rejoin', async (t) => {
   const node = await startTestNode(t);
   const cuttable = cuttableWebSocket();
   const alice = sdk(t, node, { sub: 'alice', device_id: 'a1' }, cuttable.WebSocket);
@@ -69,7 +68,7 @@ test('a lost socket resumes: queued acks, the missed signal and room message rep
   assert.deepEqual(alice.seen('error'), []);
 });
 
-test('close() ends the session: connect() again starts a new one, without resume_failed', SKIP, async (t) => {
+test('close() ends the session: connect() again starts a new one, without resume_failed', async (t) => {
   const node = await startTestNode(t);
   const alice = sdk(t, node, { sub: 'alice', device_id: 'a1' });
   const first = await alice.client.connect();
