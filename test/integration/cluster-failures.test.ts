@@ -88,8 +88,10 @@ describe('cluster failures: dead nodes, clean exits, Redis outages', () => {
 
     assert.deepEqual(await presenceOf(survivor, ['ghost', 'watcher']), { ghost: 'offline', watcher: 'online' });
     assert.deepEqual((await watcher.request({ type: 'presence', users: ['ghost'] }, 'presence')).users, { ghost: 'offline' });
-    // A direct message to the dead node's user is no longer acknowledged.
-    assert.equal((await watcher.request({ type: 'offer', to: 'ghost', payload: 'hello?' })).code, 'peer_offline');
+    // The dead node's session was released by the reaper: resumable (SPEC §3.9), so a direct
+    // message to its user is kept for it (and comes back with it at the end of this test).
+    const kept = await watcher.request({ type: 'offer', to: 'ghost', payload: 'hello?' });
+    assert.deepEqual([kept.type, kept.queued], ['ack', true]);
 
     // A newcomer to the room sees only live members.
     const late = await TestClient.welcomed(survivor.port, survivor.token({ sub: 'late', device_id: 'l1' }));
@@ -102,6 +104,14 @@ describe('cluster failures: dead nodes, clean exits, Redis outages', () => {
     assert.deepEqual(keys.filter((k) => k.includes('{n:doomed-node#')), []);
     assert.ok(!(await leaseNodes(inspect, redis.prefix)).includes('doomed-node'));
     assert.equal(await inspect.exists(`${redis.prefix}{u:ghost}devices`), 0);
+
+    // Last (it joins the room again): the session resumes on the survivor with what was kept.
+    const token = survivor.token({ sub: 'ghost', device_id: 'g1' });
+    const back = await TestClient.connect(survivor.port, `token=${encodeURIComponent(token)}&resume=${encodeURIComponent(String(ghost.welcome.session))}`);
+    t.after(() => back.close());
+    assert.equal((await back.next('welcome')).resumed, true);
+    assert.deepEqual(await back.next('offer'), { type: 'offer', from: 'watcher', from_device: 'w1', payload: 'hello?' });
+    await back.goodbye();
   });
 
   test('SIGTERM: the node drains, exits 0 and leaves no key of its own in Redis', async (t) => {
