@@ -1,0 +1,180 @@
+// The chaos ledger: what happened to every numbered message the traffic
+// generator sent, from the sender's side (its answer) and the recipient's
+// (each delivery), and the verdict over all of them. Pure bookkeeping: no
+// I/O, no timers, so it is unit tested on its own (ledger.test.ts).
+//
+// A message is sent by `from` to `to` with a per-sender sequence number; its
+// id is `from/seq`. What the sender can learn about it:
+//   ack          handed to the recipient's node
+//   queued       the recipient is away but resumable: kept for replay
+//   error:<code> peer_offline, unavailable, rate_limited, ...
+//   cut          no answer, and the connection it was sent on closed: the
+//                answer went down with it (in doubt, not a silent drop)
+//   unanswered   no answer although the connection stayed up: a silent drop
+// What the recipient sees: deliveries, each checked against the highest
+// sequence number already delivered from that sender (per-pair order).
+
+export type Answer = 'ack' | 'queued' | `error:${string}`;
+
+interface Entry {
+  readonly from: string;
+  readonly to: string;
+  readonly seq: number;
+  readonly sentAt: number;
+  answer: Answer | undefined;
+  /** The connection the message was sent on closed before an answer came. */
+  cut: boolean;
+  deliveries: number;
+}
+
+export interface Figures {
+  sent: number;
+  /** Answered `ack` (handed to the recipient's node). */
+  acked: number;
+  /** Answered `ack` with `queued: true` (kept for the recipient's resume). */
+  queued: number;
+  /** Distinct messages delivered at least once. */
+  delivered: number;
+  /** Deliveries beyond the first of a message. */
+  duplicated: number;
+  /** First deliveries of a message older than one already delivered from the same sender. */
+  reordered: number;
+  /** Acknowledged (ack or queued) and never delivered. */
+  lost: number;
+  /** Of `lost`, those acknowledged `queued`. */
+  lostQueued: number;
+  unavailable: number;
+  peer_offline: number;
+  rate_limited: number;
+  /** Other error codes, `code=count` pairs. */
+  otherErrors: string;
+  /** Answered with an error and delivered all the same (a wrong answer). */
+  errorButDelivered: number;
+  /** No answer, on a connection that stayed open: silent drops. */
+  unanswered: number;
+  /** No answer because the connection closed first (in doubt). */
+  cut: number;
+  /** Of `cut`, delivered all the same. */
+  cutDelivered: number;
+  /** Deliveries of a message the ledger never sent (or from the wrong sender). */
+  strayDeliveries: number;
+  /** Answers to an id the ledger never sent, or a second answer. */
+  strayAnswers: number;
+}
+
+const key = (from: string, seq: number) => `${from}/${seq}`;
+
+export class Ledger {
+  private readonly entries = new Map<string, Entry>();
+  /** Highest sequence number delivered, per `from>to`. */
+  private readonly highest = new Map<string, number>();
+  private reordered = 0;
+  private duplicated = 0;
+  private strayDeliveries = 0;
+  private strayAnswers = 0;
+
+  sent(from: string, to: string, seq: number, at: number): void {
+    this.entries.set(key(from, seq), { from, to, seq, sentAt: at, answer: undefined, cut: false, deliveries: 0 });
+  }
+
+  answered(from: string, seq: number, answer: Answer): void {
+    const entry = this.entries.get(key(from, seq));
+    if (entry === undefined || entry.answer !== undefined) {
+      this.strayAnswers++;
+      return;
+    }
+    entry.answer = answer;
+  }
+
+  /** The connection `from` sent `seqs` on closed before their answers came. */
+  cutOff(from: string, seqs: Iterable<number>): void {
+    for (const seq of seqs) {
+      const entry = this.entries.get(key(from, seq));
+      if (entry !== undefined && entry.answer === undefined) entry.cut = true;
+    }
+  }
+
+  delivered(from: string, to: string, seq: number): void {
+    const entry = this.entries.get(key(from, seq));
+    if (entry === undefined || entry.to !== to) {
+      this.strayDeliveries++;
+      return;
+    }
+    entry.deliveries++;
+    if (entry.deliveries > 1) {
+      this.duplicated++;
+      return;
+    }
+    const pair = `${from}>${to}`;
+    const highest = this.highest.get(pair) ?? 0;
+    if (seq < highest) this.reordered++;
+    else this.highest.set(pair, seq);
+  }
+
+  /** What settling still waits for: answers on live connections, and deliveries of acknowledged messages. */
+  outstanding(): { unanswered: number; undelivered: number } {
+    let unanswered = 0;
+    let undelivered = 0;
+    for (const e of this.entries.values()) {
+      if (e.answer === undefined && !e.cut) unanswered++;
+      if ((e.answer === 'ack' || e.answer === 'queued') && e.deliveries === 0) undelivered++;
+    }
+    return { unanswered, undelivered };
+  }
+
+  /** A few acknowledged but undelivered messages, for a failure message. */
+  sampleLost(limit = 10): string[] {
+    const out: string[] = [];
+    for (const e of this.entries.values()) {
+      if (out.length >= limit) break;
+      if ((e.answer === 'ack' || e.answer === 'queued') && e.deliveries === 0) out.push(`${key(e.from, e.seq)}→${e.to} (${e.answer})`);
+    }
+    return out;
+  }
+
+  verdict(): Figures {
+    const f: Figures = {
+      sent: this.entries.size,
+      acked: 0,
+      queued: 0,
+      delivered: 0,
+      duplicated: this.duplicated,
+      reordered: this.reordered,
+      lost: 0,
+      lostQueued: 0,
+      unavailable: 0,
+      peer_offline: 0,
+      rate_limited: 0,
+      otherErrors: '',
+      errorButDelivered: 0,
+      unanswered: 0,
+      cut: 0,
+      cutDelivered: 0,
+      strayDeliveries: this.strayDeliveries,
+      strayAnswers: this.strayAnswers,
+    };
+    const other = new Map<string, number>();
+    for (const e of this.entries.values()) {
+      const delivered = e.deliveries > 0;
+      if (delivered) f.delivered++;
+      if (e.answer === 'ack' || e.answer === 'queued') {
+        if (e.answer === 'ack') f.acked++;
+        else f.queued++;
+        if (!delivered) {
+          f.lost++;
+          if (e.answer === 'queued') f.lostQueued++;
+        }
+      } else if (e.answer !== undefined) {
+        const code = e.answer.slice('error:'.length);
+        if (code === 'unavailable' || code === 'peer_offline' || code === 'rate_limited') f[code]++;
+        else other.set(code, (other.get(code) ?? 0) + 1);
+        if (delivered) f.errorButDelivered++;
+      } else if (e.cut) {
+        f.cut++;
+        if (delivered) f.cutDelivered++;
+      } else f.unanswered++;
+    }
+    f.otherErrors = [...other].map(([code, n]) => `${code}=${n}`).join(' ');
+    return f;
+  }
+}
