@@ -8,9 +8,10 @@
 //   ack          handed to the recipient's node
 //   queued       the recipient is away but resumable: kept for replay
 //   error:<code> peer_offline, unavailable, rate_limited, ...
-//   cut          no answer, and the connection it was sent on closed: the
-//                answer went down with it (in doubt, not a silent drop)
-//   unanswered   no answer although the connection stayed up: a silent drop
+//   cut          no answer, and the connection it was sent on closed within
+//                the answer bound: the answer went down with it (in doubt)
+//   unanswered   no answer, and its connection stayed up for at least the
+//                answer bound after it was sent: a silent drop
 // What the recipient sees: deliveries, each checked against the highest
 // sequence number already delivered from that sender (per-pair order).
 
@@ -22,6 +23,7 @@ interface Entry {
   readonly seq: number;
   readonly sentAt: number;
   answer: Answer | undefined;
+  answeredAt: number;
   /** The connection the message was sent on closed before an answer came. */
   cut: boolean;
   deliveries: number;
@@ -56,6 +58,10 @@ export interface Figures {
   cut: number;
   /** Of `cut`, delivered all the same. */
   cutDelivered: number;
+  /** Answers that came later than the answer bound after the send (counted in their kind all the same). */
+  answeredLate: number;
+  /** The longest time from a send to its answer. */
+  maxAnswerMs: number;
   /** Deliveries of a message the ledger never sent (or from the wrong sender). */
   strayDeliveries: number;
   /** Answers to an id the ledger never sent, or a second answer. */
@@ -65,6 +71,9 @@ export interface Figures {
 const key = (from: string, seq: number) => `${from}/${seq}`;
 
 export class Ledger {
+  /** @param answerBoundMs how long a sender waits for an answer before the message counts as silently dropped. */
+  constructor(readonly answerBoundMs = 10_000) {}
+
   private readonly entries = new Map<string, Entry>();
   /** Highest sequence number delivered, per `from>to`. */
   private readonly highest = new Map<string, number>();
@@ -74,23 +83,27 @@ export class Ledger {
   private strayAnswers = 0;
 
   sent(from: string, to: string, seq: number, at: number): void {
-    this.entries.set(key(from, seq), { from, to, seq, sentAt: at, answer: undefined, cut: false, deliveries: 0 });
+    this.entries.set(key(from, seq), { from, to, seq, sentAt: at, answer: undefined, answeredAt: -1, cut: false, deliveries: 0 });
   }
 
-  answered(from: string, seq: number, answer: Answer): void {
+  answered(from: string, seq: number, answer: Answer, at: number): void {
     const entry = this.entries.get(key(from, seq));
     if (entry === undefined || entry.answer !== undefined) {
       this.strayAnswers++;
       return;
     }
     entry.answer = answer;
+    entry.answeredAt = at;
   }
 
-  /** The connection `from` sent `seqs` on closed before their answers came. */
-  cutOff(from: string, seqs: Iterable<number>): void {
+  /**
+   * The connection `from` sent `seqs` on closed at `at` before their answers came. Those sent
+   * longer than the answer bound before the close had been left unanswered: they stay silent drops.
+   */
+  cutOff(from: string, seqs: Iterable<number>, at: number): void {
     for (const seq of seqs) {
       const entry = this.entries.get(key(from, seq));
-      if (entry !== undefined && entry.answer === undefined) entry.cut = true;
+      if (entry !== undefined && entry.answer === undefined && at - entry.sentAt <= this.answerBoundMs) entry.cut = true;
     }
   }
 
@@ -150,6 +163,8 @@ export class Ledger {
       unanswered: 0,
       cut: 0,
       cutDelivered: 0,
+      answeredLate: 0,
+      maxAnswerMs: 0,
       strayDeliveries: this.strayDeliveries,
       strayAnswers: this.strayAnswers,
     };
@@ -157,6 +172,11 @@ export class Ledger {
     for (const e of this.entries.values()) {
       const delivered = e.deliveries > 0;
       if (delivered) f.delivered++;
+      if (e.answer !== undefined) {
+        const took = e.answeredAt - e.sentAt;
+        if (took > this.answerBoundMs) f.answeredLate++;
+        f.maxAnswerMs = Math.max(f.maxAnswerMs, Math.round(took));
+      }
       if (e.answer === 'ack' || e.answer === 'queued') {
         if (e.answer === 'ack') f.acked++;
         else f.queued++;

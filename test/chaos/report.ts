@@ -22,6 +22,8 @@ const FIGURE_ROWS: (keyof Figures)[] = [
   'unanswered',
   'cut',
   'cutDelivered',
+  'answeredLate',
+  'maxAnswerMs',
   'strayDeliveries',
   'strayAnswers',
 ];

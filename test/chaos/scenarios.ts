@@ -39,7 +39,7 @@ export const SHORT: Size = {
   warmMs: 1500,
   afterMs: 2000,
   outageMs: 2000,
-  settleMs: 15_000,
+  settleMs: 10_000,
   sitters: 4,
   failover: 'command',
   env: {},

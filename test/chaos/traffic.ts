@@ -13,7 +13,7 @@ import jwt from 'jsonwebtoken';
 import WebSocket from 'ws';
 import { eventually } from '../helpers/eventually';
 import { TEST_SECRET } from '../helpers/node';
-import type { Ledger } from './ledger';
+import type { Answer, Ledger } from './ledger';
 
 export function appToken(user: string, device = 'd'): string {
   return jwt.sign({ sub: user, device_id: device, exp: Math.floor(Date.now() / 1000) + 3600 }, TEST_SECRET, { algorithm: 'HS256' });
@@ -92,7 +92,7 @@ export class ChaosClient {
       clearTimeout(welcomeTimer);
       if (this.ws !== ws) return;
       this.ws = undefined;
-      this.ledger.cutOff(this.user, this.inFlight);
+      this.ledger.cutOff(this.user, this.inFlight, performance.now());
       this.inFlight.clear();
       if (this.status === 'stopped') return;
       bump(this.stats.closes, code);
@@ -141,7 +141,8 @@ export class ChaosClient {
         }
         const seq = Number(id.slice(1));
         this.inFlight.delete(seq);
-        this.ledger.answered(this.user, seq, frame.type === 'ack' ? (frame.queued === true ? 'queued' : 'ack') : `error:${String(frame.code)}`);
+        const answer: Answer = frame.type === 'ack' ? (frame.queued === true ? 'queued' : 'ack') : `error:${String(frame.code)}`;
+        this.ledger.answered(this.user, seq, answer, performance.now());
         return;
       }
       case 'draining':
