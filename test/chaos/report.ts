@@ -44,7 +44,9 @@ export function rows(r: ScenarioResult): [string, string][] {
   for (const rec of r.recoveries) out.push([`recovery: ${rec.event}`, `${rec.clients} clients, back in ${ms(rec.backMs)}${rec.exit === undefined ? '' : `, exit ${rec.exit}`}`]);
   if ('offlineSeenMs' in r) out.push(['watchers saw offline after', ms(r.offlineSeenMs)]);
   if (r.trafficOfflinePushes !== undefined) out.push(['offline pushes for traffic users', String(r.trafficOfflinePushes)]);
-  if ('allUpMs' in r) out.push(['HAProxy all UP after', ms(r.allUpMs)]);
+  if (r.failover !== undefined) out.push(['failover by', r.failover === 'command' ? 'SENTINEL FAILOVER' : 'SIGKILL of the master']);
+  if (r.promotedMs !== undefined) out.push(['replica promoted after', ms(r.promotedMs)]);
+  if ('allUpMs' in r) out.push(['HAProxy all UP again after', ms(r.allUpMs)]);
   out.push(['settle', ms(r.settleMs)], ['scenario duration', ms(r.durationMs)]);
   if (r.lostSample.length > 0) out.push(['lost (sample)', r.lostSample.slice(0, 4).join(', ')]);
   return out;
@@ -62,6 +64,9 @@ export function table(results: readonly ScenarioResult[]): string {
       (byLabel.get(label) as string[])[col] = value;
     }
   });
+  // Rows only some scenarios have sit before the closing ones, whichever column brought them.
+  const closing = ['settle', 'scenario duration', 'lost (sample)'];
+  labels.sort((a, b) => Number(closing.includes(a)) - Number(closing.includes(b)) || (closing.indexOf(a) - closing.indexOf(b)));
   const header = ['figure', ...results.map((r) => r.name)];
   const body = labels.map((l) => [l, ...(byLabel.get(l) as string[])]);
   const widths = header.map((_, i) => Math.max(...[header, ...body].map((row) => (row[i] ?? '').length)));

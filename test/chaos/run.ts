@@ -7,8 +7,10 @@
 // timeout; the whole run stays under ten minutes.
 import { after, test } from 'node:test';
 import { parseArgs } from 'node:util';
+import { CHAOS_NODE_ENV } from './cluster';
 import { table } from './report';
 import { FULL, RUNNERS, SCENARIOS, type ScenarioName, type ScenarioResult, type Size } from './scenarios';
+import { EXPECTATIONS, violations } from './verdict';
 
 const { values } = parseArgs({
   options: {
@@ -39,9 +41,9 @@ for (const name of chosen) {
   test(`chaos ${name} (${size.clients} clients, ${size.ratePerClient} msg/s each)`, { timeout: TIMEOUT_MS }, async (t) => {
     const result = await RUNNERS[name](t, size);
     results.push(result);
-    const f = result.figures;
-    const bad = f.lost + f.duplicated + f.reordered + f.unanswered + f.strayDeliveries + f.strayAnswers;
-    if (bad > 0 || result.settleMs === undefined) throw new Error(`${name}: lost ${f.lost}, duplicated ${f.duplicated}, reordered ${f.reordered}, unanswered ${f.unanswered}, settle ${result.settleMs === undefined ? 'not done' : 'done'}`);
+    const ttl = Number(CHAOS_NODE_ENV.PRESENCE_TTL_MS);
+    const broken = violations(result, name === 'kill' ? { ...EXPECTATIONS.kill, offlineWithinMs: ttl + 5000 } : EXPECTATIONS[name]);
+    if (broken.length > 0) throw new Error(`${name}: ${broken.join('; ')}`);
   });
 }
 
