@@ -50,6 +50,8 @@ export interface ChaosCluster {
   start(index: number): Promise<void>;
   redis: RedisServer | undefined;
   sentinel: FailoverDeployment | undefined;
+  /** Warnings and errors every node process so far logged (pino warn and above), counted by level and message. */
+  problems(): Map<string, number>;
 }
 
 export async function startChaosCluster(t: TestContext, options: ClusterOptions): Promise<ChaosCluster> {
@@ -70,7 +72,12 @@ export async function startChaosCluster(t: TestContext, options: ClusterOptions)
     const port = await freePort();
     if (!ports.includes(port)) ports.push(port);
   }
-  const launch = (i: number) => spawnNode(t, { ...env, PORT: String(ports[i]), NODE_ID: names[i] as string }, ['serve'], 20_000);
+  const spawned: SpawnedNode[] = [];
+  const launch = async (i: number) => {
+    const node = await spawnNode(t, { ...env, PORT: String(ports[i]), NODE_ID: names[i] as string }, ['serve'], 20_000);
+    spawned.push(node);
+    return node;
+  };
   const nodes: SpawnedNode[] = await Promise.all(names.map((_, i) => launch(i)));
   const front = await startHaproxyFront(t, ports);
   const at = (i: number) => {
@@ -106,6 +113,20 @@ export async function startChaosCluster(t: TestContext, options: ClusterOptions)
     start,
     redis,
     sentinel,
+    problems() {
+      const out = new Map<string, number>();
+      for (const node of spawned) {
+        for (const record of node.logs) {
+          // pino writes the level as a label here (formatters.level), as a number by default.
+          const level = typeof record.level === 'number' ? (record.level >= 50 ? 'error' : record.level >= 40 ? 'warn' : '') : String(record.level);
+          if (!['warn', 'error', 'fatal'].includes(level)) continue;
+          // Which node was reaped tells a dead peer's cleanup from a live one's.
+          const label = `${level}: ${String(record.msg)}${typeof record.deadNode === 'string' ? ` (${record.deadNode})` : ''}`;
+          out.set(label, (out.get(label) ?? 0) + 1);
+        }
+      }
+      return out;
+    },
   };
 }
 

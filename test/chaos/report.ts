@@ -47,6 +47,7 @@ export function rows(r: ScenarioResult): [string, string][] {
   if (r.failover !== undefined) out.push(['failover by', r.failover === 'command' ? 'SENTINEL FAILOVER' : 'SIGKILL of the master']);
   if (r.promotedMs !== undefined) out.push(['replica promoted after', ms(r.promotedMs)]);
   if ('allUpMs' in r) out.push(['HAProxy all UP again after', ms(r.allUpMs)]);
+  for (const [label, n] of r.nodeProblems) out.push([`node log: ${label.slice(0, 70)}`, String(n)]);
   out.push(['settle', ms(r.settleMs)], ['scenario duration', ms(r.durationMs)]);
   if (r.lostSample.length > 0) out.push(['lost (sample)', r.lostSample.slice(0, 4).join(', ')]);
   return out;

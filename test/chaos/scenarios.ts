@@ -74,7 +74,7 @@ export interface ScenarioResult {
   recoveries: Recovery[];
   /** ms from the fault until the watchers had seen every sitter offline (kill scenario). */
   offlineSeenMs?: number | undefined;
-  /** Offline pushes the watchers got for traffic users (who came back with resume). */
+  /** Offline pushes the watchers got for traffic users (who never leave for long: each one is a flap). */
   trafficOfflinePushes?: number;
   /** ms from the fault until HAProxy had every node UP again (Redis scenarios). */
   allUpMs?: number | undefined;
@@ -87,6 +87,8 @@ export interface ScenarioResult {
   durationMs: number;
   /** The first few acknowledged-but-undelivered messages. */
   lostSample: string[];
+  /** What the nodes logged at warn and above, by level and message. */
+  nodeProblems: Map<string, number>;
 }
 
 export type ScenarioName = 'baseline' | 'rolling' | 'kill' | 'redis' | 'sentinel';
@@ -98,6 +100,8 @@ interface Run {
   cluster: ChaosCluster;
   traffic: Traffic;
   result: Partial<ScenarioResult> & { recoveries: Recovery[] };
+  /** Figures read once the settle is over (things that can still happen after the fault's own phase). */
+  atEnd: (() => void)[];
 }
 
 async function withTraffic(t: TestContext, name: ScenarioName, size: Size, redis: ClusterOptions['redis'], fault: (run: Run) => Promise<void>): Promise<ScenarioResult> {
@@ -107,7 +111,7 @@ async function withTraffic(t: TestContext, name: ScenarioName, size: Size, redis
   const traffic = new Traffic({ url: cluster.url, clients: size.clients, ratePerClient: size.ratePerClient, ledger });
   t.after(() => traffic.terminate());
   await traffic.connect();
-  const run: Run = { cluster, traffic, result: { recoveries: [] } };
+  const run: Run = { cluster, traffic, result: { recoveries: [] }, atEnd: [] };
   traffic.startSending();
   await runFor(size.warmMs);
   await fault(run);
@@ -133,6 +137,7 @@ async function withTraffic(t: TestContext, name: ScenarioName, size: Size, redis
     settleMs = undefined;
   }
   const figures = ledger.verdict();
+  for (const read of run.atEnd) read();
   traffic.stop();
   return {
     name,
@@ -141,6 +146,7 @@ async function withTraffic(t: TestContext, name: ScenarioName, size: Size, redis
     settleMs,
     durationMs: performance.now() - started,
     lostSample: ledger.sampleLost(),
+    nodeProblems: cluster.problems(),
     ...run.result,
   };
 }
@@ -165,36 +171,51 @@ export function rolling(t: TestContext, size: Size): Promise<ScenarioResult> {
   });
 }
 
+interface Watchers {
+  count: number;
+  /** performance.now() of the first offline push for a user, one entry per watcher that saw one. */
+  offlineAt: Map<string, number[]>;
+  /** Offline pushes for `users`, all watchers together. */
+  offlinePushes(users: readonly string[]): number;
+}
+
+/** One watcher straight to each node but `skip`, watching `users` (100 a frame), recording offline pushes. */
+async function watchers(t: TestContext, cluster: ChaosCluster, users: readonly string[], skip: readonly number[] = []): Promise<Watchers> {
+  const offlineAt = new Map<string, number[]>();
+  const pushes = new Map<string, number>();
+  const seen = new Set<string>();
+  let count = 0;
+  for (const [i, port] of cluster.ports.entries()) {
+    if (skip.includes(i)) continue;
+    const w = await TestClient.welcomed(port, appToken(`watcher${i}`));
+    t.after(() => w.close());
+    w.ws.on('message', (data: Buffer) => {
+      const f = JSON.parse(data.toString('utf8')) as { type?: string; user?: string; status?: string };
+      if (f.type !== 'presence' || f.status !== 'offline' || typeof f.user !== 'string') return;
+      pushes.set(f.user, (pushes.get(f.user) ?? 0) + 1);
+      if (seen.has(`${i}/${f.user}`)) return;
+      seen.add(`${i}/${f.user}`);
+      offlineAt.set(f.user, [...(offlineAt.get(f.user) ?? []), performance.now()]);
+    });
+    for (let k = 0; k < users.length; k += 100) {
+      const reply = await w.request({ type: 'watch', users: users.slice(k, k + 100) }, 'watching');
+      if (reply.type !== 'watching') throw new Error(`watch refused: ${JSON.stringify(reply)}`);
+    }
+    count++;
+  }
+  return { count, offlineAt, offlinePushes: (of) => of.reduce((n, u) => n + (pushes.get(u) ?? 0), 0) };
+}
+
 /** 2. kill -9 of one node: watchers elsewhere see its users offline; its traffic clients come back through HAProxy with resume. */
 export function kill(t: TestContext, size: Size): Promise<ScenarioResult> {
-  return withTraffic(t, 'kill', size, 'single', async ({ cluster, traffic, result }) => {
+  return withTraffic(t, 'kill', size, 'single', async ({ cluster, traffic, result, atEnd }) => {
     const victim = 0;
     const victimName = cluster.names[victim] as string;
     const sitterIds = Array.from({ length: size.sitters }, (_, i) => `sitter${i}`);
     const sitters = await Promise.all(sitterIds.map((u) => TestClient.welcomed(cluster.ports[victim] as number, appToken(u))));
     t.after(() => sitters.forEach((s) => s.close()));
     // One watcher on each surviving node, straight to its port, watching the sitters and every traffic user.
-    const offlineAt = new Map<string, number>();
-    let trafficOffline = 0;
-    const sitterSet = new Set(sitterIds);
-    const watched = [...sitterIds, ...traffic.users];
-    const watchers: TestClient[] = [];
-    for (const [i, port] of cluster.ports.entries()) {
-      if (i === victim) continue;
-      const w = await TestClient.welcomed(port, appToken(`watcher${i}`));
-      t.after(() => w.close());
-      w.ws.on('message', (data: Buffer) => {
-        const f = JSON.parse(data.toString('utf8')) as { type?: string; user?: string; status?: string };
-        if (f.type !== 'presence' || f.status !== 'offline' || typeof f.user !== 'string') return;
-        if (!sitterSet.has(f.user)) trafficOffline++;
-        else if (!offlineAt.has(`${i}/${f.user}`)) offlineAt.set(`${i}/${f.user}`, performance.now());
-      });
-      for (let k = 0; k < watched.length; k += 100) {
-        const reply = await w.request({ type: 'watch', users: watched.slice(k, k + 100) }, 'watching');
-        if (reply.type !== 'watching') throw new Error(`watch refused: ${JSON.stringify(reply)}`);
-      }
-      watchers.push(w);
-    }
+    const watch = await watchers(t, cluster, [...sitterIds, ...traffic.users], [victim]);
     const group = traffic.on(victimName);
     const since = performance.now();
     const back = traffic.recovered(group, since, 30_000);
@@ -202,14 +223,15 @@ export function kill(t: TestContext, size: Size): Promise<ScenarioResult> {
     const ttl = Number(cluster.env.PRESENCE_TTL_MS);
     try {
       await eventually(() => {
-        if (offlineAt.size < sitterIds.length * watchers.length) throw new Error(`${offlineAt.size} of ${sitterIds.length * watchers.length} offline pushes`);
+        const seen = sitterIds.filter((u) => (watch.offlineAt.get(u)?.length ?? 0) === watch.count).length;
+        if (seen < sitterIds.length) throw new Error(`${seen} of ${sitterIds.length} sitters seen offline by every watcher`);
       }, ttl + 20_000, 20);
-      result.offlineSeenMs = Math.max(...offlineAt.values()) - since;
+      result.offlineSeenMs = Math.max(...sitterIds.flatMap((u) => watch.offlineAt.get(u) ?? [])) - since;
     } catch (_notSeen) {
       result.offlineSeenMs = undefined;
     }
     result.recoveries.push({ event: `SIGKILL ${victimName}`, clients: group.length, backMs: await back, exit: describeExit(exit) });
-    result.trafficOfflinePushes = trafficOffline;
+    atEnd.push(() => (result.trafficOfflinePushes = watch.offlinePushes(traffic.users)));
   });
 }
 
@@ -228,27 +250,31 @@ async function allUp(cluster: ChaosCluster, since: number, timeoutMs: number): P
 
 /** 3. Redis restart mid-traffic: SIGKILL, `outageMs` of traffic without it, start again on the same port (empty). */
 export function redisRestart(t: TestContext, size: Size): Promise<ScenarioResult> {
-  return withTraffic(t, 'redis', size, 'single', async ({ cluster, result }) => {
+  return withTraffic(t, 'redis', size, 'single', async ({ cluster, traffic, result, atEnd }) => {
     const redis = cluster.redis;
     if (redis === undefined) throw new Error('no redis');
+    const watch = await watchers(t, cluster, traffic.users);
     const since = performance.now();
     await redis.stop(true);
     await runFor(size.outageMs);
     await redis.start();
     result.allUpMs = await allUp(cluster, since, 30_000);
+    atEnd.push(() => (result.trafficOfflinePushes = watch.offlinePushes(traffic.users)));
   });
 }
 
 /** 4. Sentinel failover mid-traffic: SENTINEL FAILOVER, or SIGKILL of the master and promotion by the sentinel. */
 export function sentinelFailover(t: TestContext, size: Size): Promise<ScenarioResult> {
-  return withTraffic(t, 'sentinel', size, 'sentinel', async ({ cluster, result }) => {
+  return withTraffic(t, 'sentinel', size, 'sentinel', async ({ cluster, traffic, result, atEnd }) => {
     const sentinel = cluster.sentinel;
     if (sentinel === undefined) throw new Error('no sentinel');
+    const watch = await watchers(t, cluster, traffic.users);
     const since = performance.now();
     await sentinel.failover(size.failover);
     result.promotedMs = performance.now() - since;
     result.failover = size.failover;
     result.allUpMs = await allUp(cluster, since, 30_000);
+    atEnd.push(() => (result.trafficOfflinePushes = watch.offlinePushes(traffic.users)));
   });
 }
 
