@@ -41,11 +41,12 @@ type AwayReply = [deadline: number, user: string, device: string, oldState: stri
 interface Scripts {
   sbResumeOpen(hash: string, user: string, node: string, state: string, device: string): Promise<number>;
   sbResumeSave(hash: string, buffer: string, mode: 'save' | 'away', fence: 'epoch' | 'node', by: string, state: string, windowMs: number): Promise<number | AwayReply>;
-  sbResumeAppend(hash: string, buffer: string, data: string, limit: number): Promise<AppendResult>;
-  sbResumeTake(hash: string, buffer: string, user: string, node: string): Promise<[ResumeRefusal, device?: string, state?: string] | ['ok', number, string, string[], string]>;
+  sbResumeAppend(hash: string, buffer: string, data: string, limit: number, deadHolder: string): Promise<Exclude<AppendResult, 'live'> | `live ${string}`>;
+  sbResumeTake(hash: string, buffer: string, user: string, node: string): Promise<[ResumeRefusal, device?: string, state?: string, holder?: string] | ['ok', number, string, string[], string]>;
   sbResumeBack(hash: string, buffer: string, epoch: number): Promise<['taken'] | ['overflow', string] | ['ok', string[], string]>;
   sbResumeEnd(hash: string, buffer: string, epoch: number): Promise<0 | [1, string]>;
-  sbResumeList(index: string, deadline: number, entry: string): Promise<number>;
+  sbResumeList(index: string, deadline: number | '+inf', entry: string): Promise<number>;
+  sbResumeUnlist(index: string, entry: string): Promise<number>;
   sbResumeListed(index: string): Promise<string[]>;
 }
 
@@ -82,6 +83,7 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
     redis.defineCommand('sbResumeEnd', { numberOfKeys: 2, lua: lua('end') });
     redis.defineCommand('sbResumeList', { numberOfKeys: 1, lua: lua('list') });
     redis.defineCommand('sbResumeListed', { numberOfKeys: 1, lua: lua('listed') });
+    redis.defineCommand('sbResumeUnlist', { numberOfKeys: 1, lua: lua('unlist') });
     this.redis = redis as RedisClient & Scripts;
     this.prefix = options.prefix;
     this.node = options.node;
@@ -96,6 +98,20 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
   }
 
   // ── the sessions this node holds, on its lease ──────────────────────────
+
+  /**
+   * What a session records as its holder: the node's lease id when it has one (so that a resume
+   * finding the holder dead can tell, and release it), else the node id.
+   */
+  private holder(): string {
+    return this.lease?.id ?? this.node;
+  }
+
+  private async holderIsDead(holder: string | undefined): Promise<boolean> {
+    if (this.lease === undefined || holder === undefined || !holder.includes('#')) return false;
+    const [live] = await this.lease.live([holder]);
+    return live === false;
+  }
 
   private heldKey(lease: string): string {
     return `${this.prefix}{n:${lease}}resume`;
@@ -141,7 +157,8 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
     const key = this.heldKey(lease);
     const node = NodeLease.nodeOf(lease);
     const sessions = await this.redis.smembers(key);
-    for (const session of sessions) await this.release(session, node);
+    // Fenced by the lease the sessions were claimed under: one claimed again since is spared.
+    for (const session of sessions) await this.release(session, lease);
     await this.redis.del(key);
     if (sessions.length > 0) this.logger?.warn({ deadNode: node, sessions: sessions.length }, 'released the sessions of a dead node for resume');
   }
@@ -164,7 +181,8 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
   async open(session: string, user: string, device: string, state: ResumeState = EMPTY_STATE): Promise<Claim> {
     const [hash] = this.keys(session);
     this.hold(session);
-    if ((await this.redis.sbResumeOpen(hash, user, this.node, JSON.stringify(state), device)) !== 1) throw new Error(`resume session ${session} exists already`);
+    if ((await this.redis.sbResumeOpen(hash, user, this.holder(), JSON.stringify(state), device)) !== 1) throw new Error(`resume session ${session} exists already`);
+    await this.listHeld(user, device, session);
     return { session, user, device, epoch: 1 };
   }
 
@@ -190,7 +208,7 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
     const rooms = parseState(newState).rooms;
     const left = parseState(oldState).rooms.filter((room) => !rooms.includes(room));
     await Promise.all([
-      ...left.map((room) => this.redis.zrem(this.roomIndex(room), session)),
+      ...left.map((room) => this.redis.sbResumeUnlist(this.roomIndex(room), session)),
       ...(deadline > 0
         ? [this.redis.sbResumeList(this.userIndex(user), deadline, `${device}/${session}`), ...rooms.map((room) => this.redis.sbResumeList(this.roomIndex(room), deadline, session))]
         : []),
@@ -198,20 +216,45 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
     return true;
   }
 
-  append(session: string, data: string): Promise<AppendResult> {
-    return this.redis.sbResumeAppend(...this.keys(session), data, this.limit);
+  /**
+   * A session held by a node that was killed, before any reaper released it, is `live` to the
+   * store; once its holder's lease has expired it keeps messages like an away session (they are
+   * handed over when it is released), so its user is never told `peer_offline` meanwhile.
+   */
+  async append(session: string, data: string): Promise<AppendResult> {
+    const keys = this.keys(session);
+    const answer = await this.redis.sbResumeAppend(...keys, data, this.limit, '');
+    if (!answer.startsWith('live')) return answer as AppendResult;
+    const holder = answer.slice(5);
+    if (!(await this.holderIsDead(holder))) return 'live';
+    const again = await this.redis.sbResumeAppend(...keys, data, this.limit, holder);
+    return again.startsWith('live') ? 'live' : (again as AppendResult);
+  }
+
+  /**
+   * With a lease, a held session is listed under its user too (score +inf), so that a sender whose
+   * message reached nobody finds it when its node has died (`append`).
+   */
+  private async listHeld(user: string, device: string, session: string): Promise<void> {
+    if (this.lease !== undefined) await this.redis.sbResumeList(this.userIndex(user), '+inf', `${device}/${session}`);
   }
 
   async resume(session: string, user: string): Promise<ResumeResult> {
     this.hold(session);
-    const reply = await this.redis.sbResumeTake(...this.keys(session), user, this.node);
+    let reply = await this.redis.sbResumeTake(...this.keys(session), user, this.holder());
+    // Held by a node whose lease has expired (killed): released here, as its reaper would, and claimed.
+    if (reply[0] === 'taken' && (await this.holderIsDead(reply[3]))) {
+      await this.release(session, reply[3]!);
+      reply = await this.redis.sbResumeTake(...this.keys(session), user, this.holder());
+    }
     if (reply[0] !== 'ok') {
       this.unhold(session);
       const [reason, device, state] = reply;
-      if (device !== undefined && state !== undefined) await this.unlist({ session, user, device }, state);
+      if (device !== undefined && device !== '' && state !== undefined && state !== '') await this.unlist({ session, user, device }, state);
       return { resumed: false, reason };
     }
     const [, epoch, state, messages, device] = reply;
+    await this.listHeld(user, device, session);
     return { resumed: true, claim: { session, user, device, epoch }, state: parseState(state), messages: messages.map(parseMessage) };
   }
 
@@ -222,14 +265,18 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
       await this.unlist(claim, reply[1]);
       return { back: false, reason: 'overflow' };
     }
-    await this.unlist(claim, reply[2]);
+    // Held again: unlisted from its rooms, and from its user's index unless held sessions are listed there.
+    await this.unlist(claim, reply[2], this.lease !== undefined);
     return { back: true, messages: reply[1].map(parseMessage) };
   }
 
-  /** Drops the session's entries from its user's index and from those of the rooms in `state`. */
-  private async unlist(owner: Pick<Claim, 'session' | 'user' | 'device'>, state: string): Promise<void> {
+  /** Drops the session's entries from its user's index (unless `keepUser`) and from those of the rooms in `state`. */
+  private async unlist(owner: Pick<Claim, 'session' | 'user' | 'device'>, state: string, keepUser = false): Promise<void> {
     const { session, user, device } = owner;
-    await Promise.all([this.redis.zrem(this.userIndex(user), `${device}/${session}`), ...parseState(state).rooms.map((room) => this.redis.zrem(this.roomIndex(room), session))]);
+    await Promise.all([
+      keepUser ? undefined : this.redis.sbResumeUnlist(this.userIndex(user), `${device}/${session}`),
+      ...parseState(state).rooms.map((room) => this.redis.sbResumeUnlist(this.roomIndex(room), session)),
+    ]);
   }
 
   async resumable(user: string, device?: string): Promise<string[]> {

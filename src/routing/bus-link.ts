@@ -33,6 +33,9 @@ export class BusLink {
   readonly subscriptions: Subscriptions;
   /** Messages this node has sent (their ids). */
   private messages = 0;
+  /** Publish failures not yet logged, and when the last log line was written. */
+  private failedSinceLog = 0;
+  private lastFailureLog = Number.NEGATIVE_INFINITY;
 
   constructor(deps: BusLinkDeps) {
     this.nodeId = deps.nodeId;
@@ -160,7 +163,15 @@ export class BusLink {
 
   private publishFailed(error: unknown): undefined {
     this.metrics.busPublishErrors.inc();
-    this.logger.warn({ err: error }, 'bus publish failed');
+    // Once per second at most: an outage fails every message (thousands a second), and the
+    // metric counts each; the log says it is happening, and how many since the last line.
+    this.failedSinceLog++;
+    const now = performance.now();
+    if (now - this.lastFailureLog >= 1000) {
+      this.logger.warn({ err: error, failed: this.failedSinceLog }, 'bus publish failed');
+      this.failedSinceLog = 0;
+      this.lastFailureLog = now;
+    }
     return undefined;
   }
 }

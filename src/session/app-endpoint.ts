@@ -19,7 +19,7 @@ import type { Connection } from '../transport/connection';
 import { chainMaybe, type MaybePromise } from '../util/maybe-promise';
 import { ClientSession, type SessionDeps } from './client-session';
 import { ExpiryWheel } from './expiry-wheel';
-import { claimForResume, type ResumeOutcome } from './resume-claim';
+import { claimForResume, takenWaitMs, type ResumeOutcome } from './resume-claim';
 
 interface AppSocketContext {
   ipKey: string;
@@ -76,7 +76,7 @@ export function appEndpoint(deps: AppEndpointDeps): WsEndpoint<AppSocketContext>
         if (!verified.ok) return { accept: true, context: { ipKey, failure: verified.reason } };
         const { claims } = verified;
         if (resume === undefined || resume === '') return { accept: true, context: { ipKey, claims } };
-        return claimForResume(deps.resumeStore, resume, claims).then((outcome) => ({ accept: true, context: { ipKey, claims, resume: outcome } }));
+        return claimForResume(deps.resumeStore, resume, claims, takenWaitMs(config.PRESENCE_TTL_MS)).then((outcome) => ({ accept: true, context: { ipKey, claims, resume: outcome } }));
       });
     },
 

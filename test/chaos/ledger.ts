@@ -45,6 +45,13 @@ export interface Figures {
   lost: number;
   /** Of `lost`, those acknowledged `queued`. */
   lostQueued: number;
+  /**
+   * Of `lost`, those acked `ack` (handed to the recipient's node) within a second of a node being
+   * killed (`fault`): in flight in the dead process, which no resume can bring back.
+   */
+  lostInKilledNode: number;
+  /** Of `peer_offline`, those answered while a killed node was not yet detected (`fault`'s window). */
+  peerOfflineUndetected: number;
   unavailable: number;
   peer_offline: number;
   rate_limited: number;
@@ -81,6 +88,19 @@ export class Ledger {
   private duplicated = 0;
   private strayDeliveries = 0;
   private strayAnswers = 0;
+  /** A node killed at `at`, detected within `windowMs` (PRESENCE_TTL_MS). */
+  private killed: { at: number; windowMs: number } | undefined;
+
+  /** A node is killed now (kill -9): what it held in flight and what its detection window answers are counted apart. */
+  fault(at: number, windowMs: number): void {
+    this.killed = { at, windowMs };
+  }
+
+  /** Acked as handed to a node within a second of its kill, never delivered. */
+  private inKilledNode(e: Entry): boolean {
+    const k = this.killed;
+    return k !== undefined && e.answer === 'ack' && e.deliveries === 0 && Math.abs(e.answeredAt - k.at) <= 1000;
+  }
 
   sent(from: string, to: string, seq: number, at: number): void {
     this.entries.set(key(from, seq), { from, to, seq, sentAt: at, answer: undefined, answeredAt: -1, cut: false, deliveries: 0 });
@@ -130,7 +150,7 @@ export class Ledger {
     let undelivered = 0;
     for (const e of this.entries.values()) {
       if (e.answer === undefined && !e.cut) unanswered++;
-      if ((e.answer === 'ack' || e.answer === 'queued') && e.deliveries === 0) undelivered++;
+      if ((e.answer === 'ack' || e.answer === 'queued') && e.deliveries === 0 && !this.inKilledNode(e)) undelivered++;
     }
     return { unanswered, undelivered };
   }
@@ -155,6 +175,8 @@ export class Ledger {
       reordered: this.reordered,
       lost: 0,
       lostQueued: 0,
+      lostInKilledNode: 0,
+      peerOfflineUndetected: 0,
       unavailable: 0,
       peer_offline: 0,
       rate_limited: 0,
@@ -183,10 +205,13 @@ export class Ledger {
         if (!delivered) {
           f.lost++;
           if (e.answer === 'queued') f.lostQueued++;
+          if (this.inKilledNode(e)) f.lostInKilledNode++;
         }
       } else if (e.answer !== undefined) {
         const code = e.answer.slice('error:'.length);
         if (code === 'unavailable' || code === 'peer_offline' || code === 'rate_limited') f[code]++;
+        const k = this.killed;
+        if (code === 'peer_offline' && k !== undefined && e.answeredAt >= k.at && e.answeredAt <= k.at + k.windowMs) f.peerOfflineUndetected++;
         else other.set(code, (other.get(code) ?? 0) + 1);
         if (delivered) f.errorButDelivered++;
       } else if (e.cut) {

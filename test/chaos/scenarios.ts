@@ -99,6 +99,7 @@ const runFor = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 interface Run {
   cluster: ChaosCluster;
   traffic: Traffic;
+  ledger: Ledger;
   result: Partial<ScenarioResult> & { recoveries: Recovery[] };
   /** Figures read once the settle is over (things that can still happen after the fault's own phase). */
   atEnd: (() => void)[];
@@ -111,7 +112,7 @@ async function withTraffic(t: TestContext, name: ScenarioName, size: Size, redis
   const traffic = new Traffic({ url: cluster.url, clients: size.clients, ratePerClient: size.ratePerClient, ledger });
   t.after(() => traffic.terminate());
   await traffic.connect();
-  const run: Run = { cluster, traffic, result: { recoveries: [] }, atEnd: [] };
+  const run: Run = { cluster, traffic, ledger, result: { recoveries: [] }, atEnd: [] };
   traffic.startSending();
   await runFor(size.warmMs);
   await fault(run);
@@ -208,7 +209,7 @@ async function watchers(t: TestContext, cluster: ChaosCluster, users: readonly s
 
 /** 2. kill -9 of one node: watchers elsewhere see its users offline; its traffic clients come back through HAProxy with resume. */
 export function kill(t: TestContext, size: Size): Promise<ScenarioResult> {
-  return withTraffic(t, 'kill', size, 'single', async ({ cluster, traffic, result, atEnd }) => {
+  return withTraffic(t, 'kill', size, 'single', async ({ cluster, traffic, ledger, result, atEnd }) => {
     const victim = 0;
     const victimName = cluster.names[victim] as string;
     const sitterIds = Array.from({ length: size.sitters }, (_, i) => `sitter${i}`);
@@ -219,8 +220,9 @@ export function kill(t: TestContext, size: Size): Promise<ScenarioResult> {
     const group = traffic.on(victimName);
     const since = performance.now();
     const back = traffic.recovered(group, since, 30_000);
-    const exit = await cluster.kill(victim);
     const ttl = Number(cluster.env.PRESENCE_TTL_MS);
+    ledger.fault(performance.now(), ttl);
+    const exit = await cluster.kill(victim);
     try {
       await eventually(() => {
         const seen = sitterIds.filter((u) => (watch.offlineAt.get(u)?.length ?? 0) === watch.count).length;

@@ -3,13 +3,15 @@
 -- KEYS[2]  the session's buffer
 -- ARGV[1]  the encoded message
 -- ARGV[2]  the most messages kept
--- Returns  'queued' | 'live' | 'overflow' | 'gone'
-local s = redis.call('HMGET', KEYS[1], 'status', 'overflow', 'deadline')
+-- ARGV[3]  '' or the holder of a live session known dead (its lease expired):
+--          kept for it too, to be handed over when it is released
+-- Returns  'queued' | 'live <holder>' | 'overflow' | 'gone'
+local s = redis.call('HMGET', KEYS[1], 'status', 'overflow', 'deadline', 'node')
 if not s[1] then
   return 'gone'
 end
-if s[1] == 'live' then
-  return 'live'
+if s[1] == 'live' and (ARGV[3] == '' or ARGV[3] ~= s[4]) then
+  return 'live ' .. (s[4] or '')
 end
 if s[2] then
   return 'overflow'

@@ -7,8 +7,9 @@
 -- ARGV[1]  the resuming user
 -- ARGV[2]  the resuming node
 -- Returns  { 'ok', epoch, state, messages, device } or { refusal } or, when
---          the refusal removed the session, { refusal, device, state }
-local s = redis.call('HMGET', KEYS[1], 'user', 'status', 'overflow', 'deadline', 'state', 'device')
+--          the refusal removed the session, { refusal, device, state }, or
+--          { 'taken', '', '', holder }
+local s = redis.call('HMGET', KEYS[1], 'user', 'status', 'overflow', 'deadline', 'state', 'device', 'node')
 if not s[1] then
   return { 'expired' }
 end
@@ -16,7 +17,8 @@ if s[1] ~= ARGV[1] then
   return { 'forbidden' }
 end
 if s[2] ~= 'away' then
-  return { 'taken' }
+  -- Who holds it: the caller may find that holder dead and release the session itself.
+  return { 'taken', '', '', s[7] }
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
