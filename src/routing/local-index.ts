@@ -5,13 +5,15 @@
 //
 // A session's cluster state is a small state machine:
 //
-//   attaching ──► attached ──► detaching ──► gone
-//        └───────────────────────►┘
+//   attaching ──► attached ──► (leaving) ──► detaching ──► gone
+//        └──────────────┴─────────┴───────────►┘
 //
 // attaching: subscribing its channels and registering it in the presence
 // store; attached: registered (or, during a Redis outage, left to the store
 // to register when Redis returns); detaching: the socket closed, its cluster
-// state is being removed; gone: removed. Only attaching and attached are live:
+// state is being removed; gone: removed. leaving: closed, but still in the
+// index while its session goes away for resume (what reaches it is kept).
+// Only attaching and attached are live:
 // every asynchronous step re-checks `isLive` when it resumes and writes
 // nothing for a session that is no longer live.
 import type { CLOSE } from '../errors/codes';
@@ -47,7 +49,7 @@ export interface Recipient {
   kick(close: typeof CLOSE.replaced): void;
 }
 
-export type Phase = 'attaching' | 'attached' | 'detaching' | 'gone';
+export type Phase = 'attaching' | 'attached' | 'leaving' | 'detaching' | 'gone';
 
 /** One joined room: the handle on its channel. */
 export interface RoomEntry {

@@ -145,6 +145,16 @@ export class Router {
     this.detaching.add(held);
   }
 
+  /**
+   * A closed session going away (client-session.ts): it stays in the local index, so what still
+   * reaches this node for it is kept for its resume, but it is no longer live — a registration or
+   * a join still in flight writes nothing for it, and nobody hears it online.
+   */
+  leaving(r: Recipient): void {
+    const state = this.local.state(r);
+    if (state?.isLive === true) state.phase = 'leaving';
+  }
+
   /** The rooms and watched users of a local session. */
   stateOf(r: Recipient): { rooms: string[]; watches: string[] } {
     return this.local.stateOf(r);

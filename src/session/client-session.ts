@@ -303,7 +303,9 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     this.deps.metrics.activeConnections.dec();
     this.deps.metrics.connectionDuration.observe((performance.now() - this.openedAt) / 1000);
     const server = this.closedWith;
-    const goesAway = this.claim !== undefined && code !== CLOSE.normal.code && (server === undefined || !ENDS_SESSION.has(server));
+    // A client that never got its welcome cannot know its session: nothing to resume.
+    const known = this.welcomed || this.resume?.resumed === true;
+    const goesAway = known && this.claim !== undefined && code !== CLOSE.normal.code && (server === undefined || !ENDS_SESSION.has(server));
     if (goesAway) return this.goAway();
     this.endInStore();
     void this.deps.router.detach(this);
@@ -323,6 +325,8 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
   private goAway(): void {
     const { router, resumeStore, keeper } = this.deps;
     const ghost = (this.ghost = new Ghost(keeper, this.session, this.log));
+    // Still routed to (what reaches it is kept), but no longer registered anywhere.
+    router.leaving(this);
     // What the socket never wrote: frames before the welcome, and a slow consumer's last ones.
     for (const [frame, , id] of this.early ?? []) ghost.keep(frame, id);
     for (const frame of this.conn.unsent?.() ?? []) ghost.keep(frame, undefined);
