@@ -341,7 +341,9 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
           this.log.warn({ err: error }, 'could not send the session away in the store');
         }
         ghost.flush();
-        await router.quiesce(this);
+        // Bounded: during a Redis outage the subscriber holds its queue (routing/deadline.ts), and
+        // shutdown must not wait for it; what arrives later reaches the senders' keepers.
+        await Promise.resolve(withinClusterWait(router.quiesce(this), 'unsubscribe')).catch(() => undefined);
         // Shutdown closes the store's connection after this: every append must have landed.
         await ghost.settled();
       })()
