@@ -47,6 +47,7 @@ import { whenReady, type MaybePromise } from '../util/maybe-promise';
 import { randomId } from '../util/random-id';
 import type { Drainable } from './drain';
 import type { ExpiryWheel } from './expiry-wheel';
+import { Ghost } from './ghost';
 import type { ResumeOutcome } from './resume-claim';
 
 export interface SessionDeps {
@@ -547,58 +548,5 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     if (this.closed) return;
     this.conn.send(frame);
     this.deps.metrics.countSent(type);
-  }
-}
-
-/**
- * A closed session going away: keeps, in arrival order, what still reaches it. Until the store has
- * sent the session away the frames wait here (an append would answer `live`); from `flush` on, each
- * is appended at once (one connection to Redis keeps their order).
- */
-class Ghost {
-  private waiting: [frame: string, id: string | undefined][] | undefined = [];
-  /** Appends the store has not answered yet. */
-  private readonly inFlight = new Set<Promise<unknown>>();
-
-  constructor(
-    private readonly keeper: AwayKeeper,
-    private readonly session: string,
-    private readonly log: Logger,
-  ) {}
-
-  keep(frame: string, id: string | undefined): void {
-    if (this.waiting !== undefined) return void this.waiting.push([frame, id]);
-    this.append(frame, id);
-  }
-
-  /** A resume's replay that never reached the client (closed while coming back): ahead of the rest, once more. */
-  keepFirst(frames: readonly string[]): void {
-    const first = frames.map((frame): [string, undefined] => [frame, undefined]);
-    if (this.waiting !== undefined) this.waiting.unshift(...first);
-    else for (const [frame] of first) this.append(frame, undefined);
-  }
-
-  flush(): void {
-    const waiting = this.waiting ?? [];
-    this.waiting = undefined;
-    for (const [frame, id] of waiting) this.append(frame, id);
-  }
-
-  /** Resolves once every append made so far has been answered. */
-  async settled(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
-  }
-
-  private append(frame: string, id: string | undefined): void {
-    try {
-      const kept = this.keeper.keep(this.session, id, frame);
-      if (!(kept instanceof Promise)) return;
-      const tracked: Promise<unknown> = kept
-        .catch((error: unknown) => this.log.warn({ err: error }, 'could not keep a message for resume'))
-        .finally(() => this.inFlight.delete(tracked));
-      this.inFlight.add(tracked);
-    } catch (error) {
-      this.log.warn({ err: error }, 'could not keep a message for resume');
-    }
   }
 }
