@@ -96,6 +96,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const keeper = new AwayKeeper(resumeStore, metrics, logger, config.RESUME_WINDOW_S > 0);
   const router = new Router({ nodeId: config.nodeId, bus, presence, keeper, logger, metrics });
   const sessions = new Set<ClientSession>();
+  const serving = new Map<string, ClientSession>();
+  resumeStore.onReclaimed?.((session, result) => serving.get(session)?.reclaimed(result));
   const sidecars = new Set<SidecarSession>();
   const relay = new NodeRelay({ nodeId: config.nodeId, bus, registry, sweepMs: Math.round(config.PRESENCE_TTL_MS / 4), logger, metrics });
   const directory = new TunnelDirectory({ nodeId: config.nodeId, registry, remoteTarget: (route, pathId) => relay.target(route, pathId), logger });
@@ -135,6 +137,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       metrics,
       logger,
       sessions,
+      serving,
       resumeStore,
       keeper,
       limits: connectionLimits,

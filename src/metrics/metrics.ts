@@ -139,7 +139,13 @@ export class Metrics {
   });
   readonly replayedMessages = new Counter({
     name: 'signaling_replayed_messages_total',
-    help: 'Messages replayed to resumed sessions (each once: what also arrived live is not counted)',
+    help: 'Messages replayed to resumed or reclaimed sessions (each once: what also arrived live is not counted)',
+    registers: [this.registry],
+  });
+  readonly reclaims: Counter<'result'> = new Counter({
+    name: 'signaling_resume_reclaims_total',
+    help: 'Sessions this node took back after its lease lapsed (Redis restart or failover, a stall), by result: reclaimed, or lost to a resume elsewhere',
+    labelNames: ['result'] as const,
     registers: [this.registry],
   });
   readonly keptMessages: Counter<'result'> = new Counter({
@@ -184,6 +190,7 @@ export class Metrics {
     for (const code of Object.keys(ERROR_CODES)) this.errorFrames.inc({ code }, 0);
     for (const result of ['resumed', 'expired', 'forbidden', 'overflow', 'taken', 'unavailable']) this.resumes.inc({ result }, 0);
     for (const result of ['queued', 'overflow', 'gone']) this.keptMessages.inc({ result }, 0);
+    for (const result of ['reclaimed', 'lost']) this.reclaims.inc({ result }, 0);
     this.draining.set(0);
   }
 

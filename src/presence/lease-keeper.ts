@@ -3,7 +3,9 @@
 // lease id in Redis, so a node is alive or dead for all of them at once.
 //
 //   every heartbeat ─► renew ──failed──► holders: unreachable()
-//                        │ lost ───────► holders: leaseLost() (write everything again under the new id)
+//                        │ lost ───────► holders: leaseLost() (write everything again under the new id;
+//                        │               awaited, so that a holder takes back what peers released
+//                        │               before any holder makes the node reachable again)
 //                        ▼
 //                   holders: sync()      deferred writes and removals, one holder after the other
 //                        │ all synced
@@ -16,6 +18,16 @@
 // reported offline, then online again). A lease is marked reaped only once
 // every holder removed what it held there, so reaping stops as soon as one
 // holder has left (shutdown): its part of a dead lease would stay for good.
+//
+// Standing: a node cannot know at once that its lease lapsed (a Redis failover
+// or a stall long enough), and a peer may then have reaped it: released its
+// sessions, so that messages for its users are kept instead of delivered. From
+// the moment its lease could have lapsed — most of a lease since the last
+// renewal it sent and saw confirmed — the node's standing is in question
+// (`inQuestion`), until a heartbeat renews the lease or, having found it lost,
+// every holder has taken back what it held (`settled`). Sessions hold what
+// reaches them meanwhile, so that what a reclaim hands back comes first.
+// A heartbeat runs as soon as the connection is ready again, to keep that short.
 //
 // Shutdown: each holder leaves with a last cleanup that says whether nothing
 // of its own is left under the lease. When the last one has left, the lease
@@ -30,13 +42,25 @@ const LEASE_FRACTION = 2 / 3;
 const HEARTBEAT_FRACTION = 1 / 4;
 /** Leases claimed per reaper pass. */
 const REAP_BATCH = 16;
+/** The standing is in question from this part of a lease after the last confirmed renewal was sent (the rest is margin for clocks). */
+const QUESTION_FRACTION = 0.9;
+
+/** Whether a node's hold on what it holds in Redis is in question (see the top). */
+export interface Standing {
+  readonly inQuestion: boolean;
+  /** Resolves once the standing is known again (at once when it is not in question). */
+  settled(): Promise<void>;
+}
 
 /** A store whose entries in Redis hang on the node's lease. */
 export interface LeaseHolder {
   /** Names the holder in logs. */
   readonly name: string;
-  /** The lease was lost: `LeaseKeeper.id` is a new one, and everything the holder asserts must be written again under it. */
-  leaseLost(): void;
+  /**
+   * The lease was lost: `LeaseKeeper.id` is a new one, and everything the holder asserts must be
+   * written again under it. Every holder's answer is awaited before any holder syncs.
+   */
+  leaseLost(): void | Promise<void>;
   /** A heartbeat could not reach Redis: what the holder announced meanwhile may have been lost. */
   unreachable(): void;
   /** After each renewal: writes what Redis has not got, removes what a failed removal left. Rejects when some of it stays undone. */
@@ -54,9 +78,17 @@ export interface LeaseKeeperOptions {
   logger: Logger;
 }
 
-export class LeaseKeeper {
+export class LeaseKeeper implements Standing {
   private readonly lease: NodeLease;
   private readonly heartbeatMs: number;
+  private readonly questionAfterMs: number;
+  /**
+   * When the standing comes into question (monotonic clock), unless a renewal confirms it before.
+   * A clock read rather than a timer: after a stall, what arrived meanwhile is read before any
+   * timer runs.
+   */
+  private questionAt = Number.POSITIVE_INFINITY;
+  private whenSettled: { promise: Promise<void>; resolve: () => void } | undefined;
   private readonly logger: Logger;
   private status: 'idle' | 'live' | 'closed' = 'idle';
   private creating: Promise<void> | undefined;
@@ -74,7 +106,35 @@ export class LeaseKeeper {
   constructor(options: LeaseKeeperOptions) {
     this.logger = options.logger;
     this.heartbeatMs = Math.max(100, Math.round(options.ttlMs * HEARTBEAT_FRACTION));
-    this.lease = new NodeLease(options.redis, options.prefix, options.nodeId, Math.round(options.ttlMs * LEASE_FRACTION));
+    const leaseMs = Math.round(options.ttlMs * LEASE_FRACTION);
+    this.lease = new NodeLease(options.redis, options.prefix, options.nodeId, leaseMs);
+    this.questionAfterMs = Math.round(leaseMs * QUESTION_FRACTION);
+    options.redis.on('ready', () => void (this.status === 'live' && this.holders.size > 0 && this.heartbeat()));
+  }
+
+  get inQuestion(): boolean {
+    return performance.now() >= this.questionAt;
+  }
+
+  settled(): Promise<void> {
+    if (!this.inQuestion) return Promise.resolve();
+    if (this.whenSettled === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.whenSettled = { promise, resolve };
+    }
+    return this.whenSettled.promise;
+  }
+
+  /** The lease is confirmed by a renewal sent at `sentAt`: in question again a lease from then, unless renewed. */
+  private confirmed(sentAt: number): void {
+    this.questionAt = sentAt + this.questionAfterMs;
+    this.settle();
+  }
+
+  private settle(): void {
+    this.whenSettled?.resolve();
+    this.whenSettled = undefined;
   }
 
   /** The current lease id, which entries are written under; changes when the lease is lost. */
@@ -103,6 +163,7 @@ export class LeaseKeeper {
       throw error;
     }
     this.status = 'live';
+    this.confirmed(performance.now());
     this.timer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
     this.timer.unref();
   }
@@ -127,6 +188,9 @@ export class LeaseKeeper {
     if (!clean) this.leftBehind = true;
     if (--this.leaving > 0 || this.holders.size > 0) return;
     this.status = 'closed';
+    // Nothing is held for a standing nobody confirms any more.
+    this.questionAt = Number.POSITIVE_INFINITY;
+    this.settle();
     if (this.leftBehind) return;
     try {
       await this.lease.release();
@@ -142,8 +206,9 @@ export class LeaseKeeper {
 
   private async beat(): Promise<void> {
     const holders = [...this.holders];
+    const sentAt = performance.now();
     try {
-      if (!(await this.lease.renew())) for (const holder of holders) holder.leaseLost();
+      if ((await this.lease.renew()) || (await this.leaseLost(holders))) this.confirmed(sentAt);
     } catch (error) {
       return this.unreachable(holders, error);
     }
@@ -162,6 +227,15 @@ export class LeaseKeeper {
     } catch (error) {
       this.unreachable(holders, error);
     }
+  }
+
+  /** True when every holder took over; one that fails is left to its own `sync`, which runs next (and the standing stays in question). */
+  private async leaseLost(holders: readonly LeaseHolder[]): Promise<boolean> {
+    const results = await Promise.allSettled(holders.map(async (holder) => holder.leaseLost()));
+    results.forEach((result, i) => {
+      if (result.status === 'rejected') this.logger.warn({ err: result.reason, holder: holders[i]!.name }, 'taking over a lost lease failed; the next heartbeat goes on');
+    });
+    return results.every((result) => result.status === 'fulfilled');
   }
 
   /** Reaps the expired leases this node claimed; a lease whose reaping fails is claimed again once its claim expires. */

@@ -16,15 +16,20 @@ export function keptFrame(id: string | undefined, frame: string): string {
  * connection already got live); `seen` gets the replayed ids.
  */
 export function framesToReplay(messages: readonly BufferedMessage[], seen: Set<string>): string[] {
-  const frames: string[] = [];
+  return keptOnce(messages, seen).map(([, frame]) => frame);
+}
+
+/** As `framesToReplay`, with each frame's message id (undefined when kept without one). */
+export function keptOnce(messages: readonly BufferedMessage[], seen: Set<string>): [id: string | undefined, frame: string][] {
+  const out: [string | undefined, string][] = [];
   for (const { data } of messages) {
     const space = data.indexOf(' ');
-    const id = data.slice(0, space);
-    if (id !== '') {
+    const id = space > 0 ? data.slice(0, space) : undefined;
+    if (id !== undefined) {
       if (seen.has(id)) continue;
       seen.add(id);
     }
-    frames.push(data.slice(space + 1));
+    out.push([id, data.slice(space + 1)]);
   }
-  return frames;
+  return out;
 }

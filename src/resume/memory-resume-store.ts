@@ -2,7 +2,7 @@
 // an await, so each is atomic by construction; the window is judged by this
 // process's monotonic clock, the only clock there is. Several stores may share
 // one table to stand for several nodes (the contract suite does).
-import type { AppendResult, BackResult, BufferedMessage, Claim, ResumeResult, ResumeState, ResumeStore, ResumeStoreOptions } from './resume-store';
+import type { AppendResult, BackResult, BufferedMessage, Claim, ReclaimResult, ResumeResult, ResumeState, ResumeStore, ResumeStoreOptions } from './resume-store';
 import { EMPTY_STATE } from './resume-store';
 
 interface Session {
@@ -21,6 +21,8 @@ interface Session {
   taken: number;
   /** While away: removes the session when the window is over. */
   timer?: NodeJS.Timeout;
+  /** While away after a release: the status it had, for a reclaim. */
+  released?: 'live' | 'resuming';
 }
 
 /** The sessions of every store built on it. */
@@ -107,8 +109,35 @@ export class MemoryResumeStore implements ResumeStore {
   release(id: string, node: string): Promise<boolean> {
     const session = this.table.sessions.get(id);
     if (session === undefined || session.status === 'away' || session.node !== node) return Promise.resolve(false);
-    this.startWindow(id, session);
+    const was = session.status;
+    this.startWindow(id, session, true);
+    session.released = was;
     return Promise.resolve(true);
+  }
+
+  /** In one process a node's hold never lapses by itself; this is the same step as in Redis, for the contract. */
+  reclaim(claim: Claim, resuming: boolean): Promise<ReclaimResult> {
+    const { session: id, user, device, epoch } = claim;
+    let session = this.table.sessions.get(id);
+    if (session === undefined) {
+      session = { user, device, status: resuming ? 'resuming' : 'live', node: this.node, epoch, seq: 0, overflow: false, state: copy(EMPTY_STATE), buffer: [], taken: 0 };
+      this.table.sessions.set(id, session);
+      return Promise.resolve({ reclaimed: true, messages: [] });
+    }
+    if (session.epoch !== epoch || (session.status === 'away' && session.released === undefined)) return Promise.resolve({ reclaimed: false });
+    if (session.status === 'away') {
+      clearTimeout(session.timer);
+      delete session.timer;
+      this.table.unlist(id, session);
+      session.status = session.released!;
+      delete session.released;
+    }
+    session.node = this.node;
+    if (session.status === 'resuming') return Promise.resolve({ reclaimed: true, messages: [] });
+    const messages = session.buffer;
+    session.buffer = [];
+    session.overflow = false;
+    return Promise.resolve({ reclaimed: true, messages });
   }
 
   append(id: string, data: string): AppendResult {
@@ -135,6 +164,7 @@ export class MemoryResumeStore implements ResumeStore {
     }
     clearTimeout(session.timer);
     delete session.timer;
+    delete session.released;
     session.status = 'resuming';
     session.node = this.node;
     session.epoch += 1;
@@ -184,12 +214,13 @@ export class MemoryResumeStore implements ResumeStore {
     return session !== undefined && session.status !== 'away' && session.epoch === claim.epoch ? session : undefined;
   }
 
-  private startWindow(id: string, session: Session): void {
+  /** `released`: by a reaper, which keeps what a resume handed over for a reclaim of it. */
+  private startWindow(id: string, session: Session, released = false): void {
     if (this.windowMs <= 0) return this.table.remove(id);
     this.table.list(id, session);
     session.status = 'away';
     session.node = '';
-    session.taken = 0;
+    if (!released) session.taken = 0;
     // unref: a session waiting for its client never keeps the process alive.
     session.timer = setTimeout(() => this.table.remove(id), this.windowMs).unref();
   }

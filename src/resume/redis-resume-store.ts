@@ -3,7 +3,9 @@
 //   {s:<session>}resume   HASH user, status (live|away|resuming), node, epoch,
 //                              seq, state (JSON), deadline (Redis ms, while away),
 //                              overflow (set once an append did not fit),
-//                              taken (while resuming: how many the resume handed over)
+//                              taken (while resuming: how many the resume handed over),
+//                              released, was (while away after a reaper's release:
+//                              the lease, and the status before, for a reclaim)
 //   {s:<session>}buffer   LIST "<seq>:<encoded frame>", oldest first
 //   {u:<user>}resumable   ZSET "<device>/<session>" → deadline   away and resuming
 //   {r:<room>}resumable   ZSET "<session>" → deadline             sessions (Indexes,
@@ -12,7 +14,10 @@
 //
 // A node killed with -9 cannot send its sessions away: they hang on its lease
 // (presence/lease-keeper.ts), and the survivor that reaps the lease releases
-// each (`release`, fenced by the node's id), which starts their windows.
+// each (`release`, fenced by the lease id), which starts their windows. A node
+// that was alive after all (its lease lapsed while Redis failed over) reclaims
+// them all when it renews, before it registers its connections again, and
+// hands what was kept for them meanwhile to the listener (`onReclaimed`).
 //
 // Every step is one Lua script over the two keys of one session, which share a
 // hash slot (`{s:…}`): atomic on one server and on a Redis Cluster alike. The
@@ -30,10 +35,31 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisClient } from '../bus/redis-clients';
 import type { Logger } from '../log/logger';
-import type { LeaseHolder, LeaseKeeper } from '../presence/lease-keeper';
+import type { LeaseHolder, LeaseKeeper, Standing } from '../presence/lease-keeper';
 import { NodeLease } from '../presence/node-lease';
-import type { AppendResult, BackResult, BufferedMessage, Claim, ResumeRefusal, ResumeResult, ResumeState, ResumeStore, ResumeStoreOptions } from './resume-store';
+import type {
+  AppendResult,
+  BackResult,
+  BufferedMessage,
+  Claim,
+  ReclaimListener,
+  ReclaimResult,
+  ResumeRefusal,
+  ResumeResult,
+  ResumeState,
+  ResumeStore,
+  ResumeStoreOptions,
+} from './resume-store';
 import { EMPTY_STATE } from './resume-store';
+
+/** A session this node holds: its claim once the step claiming it answered, and whether that claim's resume has not reached `back` yet. */
+interface Held {
+  readonly session: string;
+  claim: Claim | undefined;
+  resuming: boolean;
+  /** Being sent away or ended by its node. */
+  leaving: boolean;
+}
 
 /** What save.lua answers for 'away': the deadline (0: ended at once), user, device, the state before and after. */
 type AwayReply = [deadline: number, user: string, device: string, oldState: string, state: string];
@@ -45,6 +71,15 @@ interface Scripts {
   sbResumeTake(hash: string, buffer: string, user: string, node: string): Promise<[ResumeRefusal, device?: string, state?: string, holder?: string] | ['ok', number, string, string[], string]>;
   sbResumeBack(hash: string, buffer: string, epoch: number): Promise<['taken'] | ['overflow', string] | ['ok', string[], string]>;
   sbResumeEnd(hash: string, buffer: string, epoch: number): Promise<0 | [1, string]>;
+  sbResumeReclaim(
+    hash: string,
+    buffer: string,
+    epoch: number,
+    holder: string,
+    user: string,
+    device: string,
+    status: 'live' | 'resuming',
+  ): Promise<['held' | 'released', string[], string] | ['opened'] | ['lost']>;
   sbResumeList(index: string, deadline: number | '+inf', entry: string): Promise<number>;
   sbResumeUnlist(index: string, entry: string): Promise<number>;
   sbResumeListed(index: string): Promise<string[]>;
@@ -64,9 +99,12 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
   readonly name = 'resume';
   private readonly lease: LeaseKeeper | undefined;
   private readonly logger: Logger | undefined;
-  /** The sessions this node holds, and whether Redis may lack some of them under the current lease. */
-  private readonly held = new Set<string>();
+  /** The sessions this node holds (with their claim once the step that claims them answered), and whether Redis may lack some of them under the current lease. */
+  private readonly held = new Map<string, Held>();
   private heldDirty = false;
+  /** Held sessions to reclaim since the lease was lost (see the top). */
+  private readonly toReclaim = new Set<string>();
+  private reclaimed: ReclaimListener | undefined;
   private readonly redis: RedisClient & Scripts;
   private readonly prefix: string;
   private readonly node: string;
@@ -81,6 +119,7 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
     redis.defineCommand('sbResumeTake', { numberOfKeys: 2, lua: lua('resume') });
     redis.defineCommand('sbResumeBack', { numberOfKeys: 2, lua: lua('back') });
     redis.defineCommand('sbResumeEnd', { numberOfKeys: 2, lua: lua('end') });
+    redis.defineCommand('sbResumeReclaim', { numberOfKeys: 2, lua: lua('reclaim') });
     redis.defineCommand('sbResumeList', { numberOfKeys: 1, lua: lua('list') });
     redis.defineCommand('sbResumeListed', { numberOfKeys: 1, lua: lua('listed') });
     redis.defineCommand('sbResumeUnlist', { numberOfKeys: 1, lua: lua('unlist') });
@@ -122,20 +161,73 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
    * waited for: on one server the connection keeps the order (a reaper always finds it); a failed
    * write is made again by the next heartbeat (`sync`).
    */
-  private hold(session: string): void {
-    if (this.lease === undefined) return;
-    this.held.add(session);
+  private hold(session: string): Held {
+    const held: Held = { session, claim: undefined, resuming: false, leaving: false };
+    if (this.lease === undefined) return held;
+    this.held.set(session, held);
     this.redis.sadd(this.heldKey(this.lease.id), session).catch(() => void (this.heldDirty = true));
+    return held;
   }
 
-  /** The session is away or ended: the lease no longer answers for it. */
-  private unhold(session: string): void {
-    if (this.lease === undefined || !this.held.delete(session)) return;
-    void this.redis.srem(this.heldKey(this.lease.id), session).catch(() => undefined);
+  /** The hold of `claim`, if this node still has it. */
+  private heldBy(claim: Claim): Held | undefined {
+    const held = this.held.get(claim.session);
+    return held?.claim?.epoch === claim.epoch ? held : undefined;
   }
 
-  leaseLost(): void {
+  /**
+   * The session is away or ended: the lease no longer answers for it. Only that hold goes: a
+   * resume of the same session on this node may have replaced it while this step was on its way.
+   */
+  private unhold(held: Held | undefined): void {
+    if (held === undefined || this.held.get(held.session) !== held) return;
+    this.held.delete(held.session);
+    this.toReclaim.delete(held.session);
+    void this.redis.srem(this.heldKey(this.lease!.id), held.session).catch(() => undefined);
+  }
+
+  /** Its node sends the session away or ends it: no reclaim from now on. */
+  private leaving(claim: Claim): Held | undefined {
+    const held = this.heldBy(claim);
+    if (held !== undefined) held.leaving = true;
+    return held;
+  }
+
+  get standing(): Standing | undefined {
+    return this.lease;
+  }
+
+  onReclaimed(listener: ReclaimListener): void {
+    this.reclaimed = listener;
+  }
+
+  /** Reclaims every held session before the node registers its connections again (lease-keeper.ts). */
+  leaseLost(): Promise<void> {
     this.heldDirty = true;
+    for (const session of this.held.keys()) this.toReclaim.add(session);
+    return this.reclaimHeld();
+  }
+
+  /** Reclaims what `toReclaim` names; a session whose claiming step has not answered yet waits for the next heartbeat. */
+  private async reclaimHeld(): Promise<void> {
+    // Not one going away or ending: its step would find it released, and a reclaim after that step
+    // would make it live with nobody to serve it. (A reclaim sent before that step goes first.)
+    const sessions = [...this.toReclaim].flatMap((session) => {
+      const held = this.held.get(session);
+      return held?.claim === undefined || held.leaving ? [] : [{ held, claim: held.claim }];
+    });
+    if (sessions.length === 0) return;
+    const results = await Promise.allSettled(
+      sessions.map(async ({ held, claim }) => {
+        const result = await this.reclaim(claim, held.resuming);
+        this.toReclaim.delete(claim.session);
+        if (!result.reclaimed) this.unhold(held);
+        this.reclaimed?.(claim.session, result);
+      }),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    this.logger?.warn({ sessions: sessions.length }, 'the node lease lapsed; reclaimed the sessions it holds');
   }
 
   unreachable(): void {
@@ -143,14 +235,16 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
   }
 
   async sync(): Promise<void> {
-    if (!this.heldDirty || this.lease === undefined) return;
-    this.heldDirty = false;
-    try {
-      if (this.held.size > 0) await this.redis.sadd(this.heldKey(this.lease.id), ...this.held);
-    } catch (error) {
-      this.heldDirty = true;
-      throw error;
+    if (this.heldDirty && this.lease !== undefined) {
+      this.heldDirty = false;
+      try {
+        if (this.held.size > 0) await this.redis.sadd(this.heldKey(this.lease.id), ...this.held.keys());
+      } catch (error) {
+        this.heldDirty = true;
+        throw error;
+      }
     }
+    await this.reclaimHeld();
   }
 
   async reap(lease: string): Promise<void> {
@@ -180,10 +274,12 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
 
   async open(session: string, user: string, device: string, state: ResumeState = EMPTY_STATE): Promise<Claim> {
     const [hash] = this.keys(session);
-    this.hold(session);
+    const held = this.hold(session);
     if ((await this.redis.sbResumeOpen(hash, user, this.holder(), JSON.stringify(state), device)) !== 1) throw new Error(`resume session ${session} exists already`);
+    const claim = { session, user, device, epoch: 1 };
+    held.claim = claim;
     await this.listHeld(user, device, session);
-    return { session, user, device, epoch: 1 };
+    return claim;
   }
 
   async save(claim: Claim, state: ResumeState): Promise<boolean> {
@@ -192,8 +288,9 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
 
   async away(claim: Claim, state?: ResumeState): Promise<boolean> {
     const encoded = state === undefined ? '' : JSON.stringify(state);
+    const held = this.leaving(claim);
     const away = await this.listAway(claim.session, await this.redis.sbResumeSave(...this.keys(claim.session), 'away', 'epoch', String(claim.epoch), encoded, this.windowMs));
-    this.unhold(claim.session);
+    this.unhold(held);
     return away;
   }
 
@@ -240,7 +337,7 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
   }
 
   async resume(session: string, user: string): Promise<ResumeResult> {
-    this.hold(session);
+    const held = this.hold(session);
     let reply = await this.redis.sbResumeTake(...this.keys(session), user, this.holder());
     // Held by a node whose lease has expired (killed): released here, as its reaper would, and claimed.
     if (reply[0] === 'taken' && (await this.holderIsDead(reply[3]))) {
@@ -248,14 +345,17 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
       reply = await this.redis.sbResumeTake(...this.keys(session), user, this.holder());
     }
     if (reply[0] !== 'ok') {
-      this.unhold(session);
+      this.unhold(held);
       const [reason, device, state] = reply;
       if (device !== undefined && device !== '' && state !== undefined && state !== '') await this.unlist({ session, user, device }, state);
       return { resumed: false, reason };
     }
     const [, epoch, state, messages, device] = reply;
+    const claim = { session, user, device, epoch };
+    held.claim = claim;
+    held.resuming = true;
     await this.listHeld(user, device, session);
-    return { resumed: true, claim: { session, user, device, epoch }, state: parseState(state), messages: messages.map(parseMessage) };
+    return { resumed: true, claim, state: parseState(state), messages: messages.map(parseMessage) };
   }
 
   async back(claim: Claim): Promise<BackResult> {
@@ -265,9 +365,21 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
       await this.unlist(claim, reply[1]);
       return { back: false, reason: 'overflow' };
     }
+    const held = this.heldBy(claim);
+    if (held !== undefined) held.resuming = false;
     // Held again: unlisted from its rooms, and from its user's index unless held sessions are listed there.
     await this.unlist(claim, reply[2], this.lease !== undefined);
     return { back: true, messages: reply[1].map(parseMessage) };
+  }
+
+  async reclaim(claim: Claim, resuming: boolean): Promise<ReclaimResult> {
+    const { session, user, device } = claim;
+    const reply = await this.redis.sbResumeReclaim(...this.keys(session), claim.epoch, this.holder(), user, device, resuming ? 'resuming' : 'live');
+    if (reply[0] === 'lost') return { reclaimed: false };
+    // Listed while it was away: held again, so in no room, and under its user only if held sessions are listed there.
+    if (reply[0] === 'released') await this.unlist(claim, reply[2], this.lease !== undefined);
+    if (reply[0] !== 'held') await this.listHeld(user, device, session);
+    return { reclaimed: true, messages: reply[0] === 'opened' ? [] : reply[1].map(parseMessage) };
   }
 
   /** Drops the session's entries from its user's index (unless `keepUser`) and from those of the rooms in `state`. */
@@ -294,7 +406,7 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
   }
 
   async end(claim: Claim): Promise<boolean> {
-    this.unhold(claim.session);
+    this.unhold(this.leaving(claim));
     const reply = await this.redis.sbResumeEnd(...this.keys(claim.session), claim.epoch);
     if (reply === 0) return false;
     await this.unlist(claim, reply[1]);

@@ -13,7 +13,9 @@
 //             │              │   the buffer)  └─away/release─► away (lost mid-resume:
 //             │              │                     the whole buffer is kept)
 //             │              └── window over / overflow / end ──► gone
-//             └── release(node): a dead node's sessions go away, for a survivor's reaper
+//             ├── release(node): a dead node's sessions go away, for a survivor's reaper
+//             └── reclaim: its node was alive after all (its lease lapsed in a Redis outage or
+//                 a stall, and a peer released the session, or Redis lost it): live again
 //
 // Guarantees:
 // - A session id is bound to the user that opened it: resuming it as another
@@ -62,6 +64,17 @@
 // While `live` or `resuming` a session has no deadline: it is closed with
 // `away` by its node, or — when its node died (kill -9) — with `release` by a
 // survivor that reaps the dead node's lease.
+//
+// Reclaim: a node is judged dead by its lease, and a lease also lapses when
+// the node merely could not renew it (a Redis restart or failover, a long
+// stall). The node finds out at its next renewal and reclaims every session it
+// still serves, fenced by the claim's epoch: one released meanwhile is live
+// again and hands over what was kept for it (for the node to deliver on the
+// open connection), one Redis lost is opened again, one another node resumed
+// meanwhile is lost to this connection. Without it, a message kept for a
+// released session whose client never left would wait for a resume that never
+// comes.
+import type { Standing } from '../presence/lease-keeper';
 import type { MaybePromise } from '../util/maybe-promise';
 
 /** What a resumed connection is given back besides its messages. */
@@ -92,6 +105,12 @@ export type ResumeRefusal = 'expired' | 'forbidden' | 'overflow' | 'taken';
 export type ResumeResult =
   | { resumed: true; claim: Claim; state: ResumeState; messages: BufferedMessage[] }
   | { resumed: false; reason: ResumeRefusal };
+
+/** What a reclaim found: the session is this node's again, with what was kept for it meanwhile, or another claim superseded it. */
+export type ReclaimResult = { reclaimed: true; messages: BufferedMessage[] } | { reclaimed: false };
+
+/** Hears what the store took back by itself for a session this node serves: deliver `messages`, or end the connection when lost. */
+export type ReclaimListener = (session: string, result: ReclaimResult) => void;
 
 export type BackResult = { back: true; messages: BufferedMessage[] } | { back: false; reason: 'overflow' | 'taken' };
 
@@ -130,6 +149,18 @@ export interface ResumeStore {
   resume(session: string, user: string): Promise<ResumeResult>;
   /** Ends a resume once the node's live routes are in place: takes what came meanwhile, and the session is live. */
   back(claim: Claim): Promise<BackResult>;
+  /**
+   * Takes back a session this node still serves after its hold lapsed (see Reclaim at the top).
+   * `resuming`: the claim's resume has not reached `back` yet (a session opened again stays so).
+   */
+  reclaim(claim: Claim, resuming: boolean): Promise<ReclaimResult>;
+  /**
+   * Whether this node's hold on its sessions is in question (Redis: its lease may have lapsed
+   * unnoticed); absent where a hold never lapses by itself (one process).
+   */
+  readonly standing?: Standing;
+  /** Registers who hears the reclaims the store makes by itself (Redis: after the node's lease lapsed). */
+  onReclaimed?(listener: ReclaimListener): void;
   /** The session ends for good (no resume wanted): everything of it is removed. False when superseded. */
   end(claim: Claim): Promise<boolean>;
   /**

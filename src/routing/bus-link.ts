@@ -23,7 +23,7 @@ export interface BusLinkDeps {
 }
 
 export class BusLink {
-  private readonly nodeId: string;
+  readonly nodeId: string;
   private readonly bus: Bus;
   private readonly local: LocalIndex;
   private readonly logger: Logger;

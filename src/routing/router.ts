@@ -29,6 +29,7 @@ import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
 import type { DeviceConnection, PresenceStore, StoreChanges } from '../presence/presence';
 import type { SignalType } from '../protocol/app-codec';
+import type { Envelope } from '../protocol/envelope';
 import { encode } from '../protocol/server-frames';
 import { allMaybe, chainMaybe, whenReady, type MaybePromise } from '../util/maybe-promise';
 import type { AwayKeeper } from '../resume/away-keeper';
@@ -243,7 +244,7 @@ export class Router {
     }
     if (delivered > 0) this.metrics.deliveredLocal.observe((performance.now() - started) / 1000);
     const channel = device === undefined ? channels.user(to) : channels.device(to, device);
-    const signal = new DirectSignal(this.metrics, this.keeper, from, id, to, device, messageId, frame, started, delivered > 0);
+    const signal = new DirectSignal(this.metrics, this.keeper, from, id, type, to, device, messageId, frame, started, delivered > 0);
     this.link.publishThen(channel, { k: 'dm', o: this.nodeId, s: from.id, t: type, m: messageId }, frame, signal);
   }
 
@@ -287,10 +288,13 @@ export class Router {
       channel = target.device === undefined ? channels.user(target.user) : channels.device(target.user, target.device);
     }
     for (const r of local) r.deliver(frame, 'event', id);
-    const remote = await this.link.publish(channel, { k: 'event', o: this.nodeId, m: id }, frame);
+    const header: Envelope = { k: 'event', o: this.nodeId, m: id };
+    const remote = await this.link.publish(channel, header, frame);
     if (remote === undefined) throw new BusUnavailableError(new Error('publish failed'));
     if ('room' in target) this.keeper.forRoom(target.room, id, frame);
-    else if ('user' in target && local.length === 0 && remote === 0) await this.keeper.forUser(target.user, target.device, id, frame);
+    // Kept by nobody because the session came back after the publish (as for a direct signal): once more.
+    else if ('user' in target && local.length === 0 && remote === 0 && (await this.keeper.forUser(target.user, target.device, id, frame)) === 'live')
+      await this.link.publish(channel, header, frame);
   }
 }
 
@@ -306,11 +310,15 @@ function connection(r: Recipient, node: string): DeviceConnection {
  * in flight, now one object of ~88 B; heap snapshots).
  */
 class DirectSignal extends Publication {
+  /** Published a second time: see `reached`. */
+  private again = false;
+
   constructor(
     private readonly metrics: Metrics,
     private readonly keeper: AwayKeeper,
     private readonly from: Recipient,
     private readonly id: string | undefined,
+    private readonly type: SignalType,
     private readonly to: string,
     /** The device the sender named, if any; with the frame and its id, what a keeper needs when nobody got it. */
     private readonly device: string | undefined,
@@ -329,8 +337,20 @@ class DirectSignal extends Publication {
     // No connected device: a session away in its resume window keeps it (SPEC §3.9).
     whenReady(
       this.keeper.forUser(this.to, this.device, this.messageId, this.frame),
-      (kept) => this.from.relayed(kept ? 'queued' : 'peer_offline', this.id, this.to),
+      (kept) => (kept === 'live' ? this.publishAgain() : this.from.relayed(kept === 'queued' ? 'queued' : 'peer_offline', this.id, this.to)),
       () => this.from.relayed('peer_offline', this.id, this.to),
     );
+  }
+
+  /**
+   * Nobody kept the message because the session it was for is connected again: it came back (a
+   * resume) after the publish, and its new connection did not hear it. Published once more, to it.
+   */
+  private publishAgain(): void {
+    const link = this.link;
+    if (this.again || link === undefined) return this.from.relayed('peer_offline', this.id, this.to);
+    this.again = true;
+    const channel = this.device === undefined ? channels.user(this.to) : channels.device(this.to, this.device);
+    link.publishThen(channel, { k: 'dm', o: link.nodeId, s: this.from.id, t: this.type, m: this.messageId }, this.frame, this);
   }
 }

@@ -38,7 +38,8 @@ import { encode } from '../protocol/server-frames';
 import type { RateDecision, UserRateLimiter } from '../ratelimit/rate-limiter';
 import type { AwayKeeper } from '../resume/away-keeper';
 import { framesToReplay } from '../resume/kept-frames';
-import type { Claim, ResumeStore } from '../resume/resume-store';
+import type { Standing } from '../presence/lease-keeper';
+import type { Claim, ReclaimResult, ResumeStore } from '../resume/resume-store';
 import { withinClusterWait } from '../routing/deadline';
 import { BusUnavailableError, type DirectOutcome, type Recipient, type Router } from '../routing/router';
 import type { Connection } from '../transport/connection';
@@ -48,6 +49,7 @@ import { randomId } from '../util/random-id';
 import type { Drainable } from './drain';
 import type { ExpiryWheel } from './expiry-wheel';
 import { Ghost } from './ghost';
+import { HeldFrames } from './held-frames';
 import type { ResumeOutcome } from './resume-claim';
 
 export interface SessionDeps {
@@ -59,6 +61,11 @@ export interface SessionDeps {
   logger: Logger;
   /** This node's open sessions (drain, health); a session is in it from open to close. */
   sessions: Set<ClientSession>;
+  /**
+   * The sessions this node serves, by session id, from open until detached (going away
+   * included): where the store's reclaims go (resume-store.ts, Reclaim).
+   */
+  serving: Map<string, ClientSession>;
   /** Gives back the connection slot admission granted (node and per-IP counts). */
   limits: { release(ipKey: string): void };
   /** Closes sessions whose token expired without a refresh (4001). */
@@ -75,6 +82,9 @@ export function newSessionId(): string {
   return randomId(16);
 }
 
+/** The type of a replayed frame: counted by signaling_replayed_messages_total, not by type (a kept frame's type is not stored). */
+const REPLAYED = '';
+
 /** Server closes after which the session ends rather than going away (nobody should resume it). */
 const ENDS_SESSION: ReadonlySet<number> = new Set([CLOSE.replaced.code, CLOSE.rate_limited.code]);
 
@@ -87,10 +97,14 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
   readonly device: string;
   /** The session's hold in the replay store: a promise while `open` runs; undefined when resume is off or the store failed. */
   private claim: MaybePromise<Claim | undefined>;
+  /** The rooms and watches being written to the store (`saveState`): 1 while a write runs, 2 when another must follow it. */
+  private stateWrite: 0 | 1 | 2 = 0;
   /** While a resume is completing: ids of the messages that arrived live, which the replay skips. */
   private seenLive: Set<string> | undefined;
   /** Set when the socket closed and the session went away: what still reaches it is kept for its resume. */
   private ghost: Ghost | undefined;
+  /** What arrived while the node's standing was in question (held-frames.ts). */
+  private held: HeldFrames | undefined;
   /** The server's close code, when it closed the socket. */
   private closedWith: number | undefined;
   /** Made on first send: an idle connection does not carry it (bench W4). */
@@ -150,6 +164,8 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
   open(): void {
     const { metrics, router } = this.deps;
     this.deps.sessions.add(this);
+    // A ghost of this session still going away on this node is superseded here: reclaims come to the resumed connection.
+    this.deps.serving.set(this.session, this);
     metrics.activeConnections.inc();
     this.armExpiry();
     // The welcome waits for the cluster registration: once a client holds it, peers can reach it
@@ -250,8 +266,7 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
       }),
       'welcome',
     );
-    // Counted by signaling_replayed_messages_total, not by frame type (the kept frame's type is not stored).
-    for (const frame of replay ?? []) this.conn.send(frame);
+    for (const frame of replay ?? []) this.write(frame, REPLAYED);
     for (const [frame, type] of early ?? []) this.write(frame, type);
   }
 
@@ -309,7 +324,67 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     const goesAway = known && this.claim !== undefined && code !== CLOSE.normal.code && (server === undefined || !ENDS_SESSION.has(server));
     if (goesAway) return this.goAway();
     this.endInStore();
+    this.detach();
+  }
+
+  private detach(): void {
+    if (this.deps.serving.get(this.session) === this) this.deps.serving.delete(this.session);
     void this.deps.router.detach(this);
+  }
+
+  /**
+   * The store took this session back after the node's lease lapsed (resume-store.ts, Reclaim): what
+   * was kept for it meanwhile is sent now (kept again when it is going away). Lost: another
+   * connection resumed it meanwhile, and this one ends.
+   */
+  reclaimed(result: ReclaimResult): void {
+    this.deps.metrics.reclaims.labels(result.reclaimed ? 'reclaimed' : 'lost').inc();
+    if (!result.reclaimed) {
+      this.claim = undefined;
+      return this.close(CLOSE.replaced);
+    }
+    if (this.held !== undefined) return void this.deps.metrics.replayedMessages.inc(this.held.reclaim(result.messages));
+    const frames = framesToReplay(result.messages, this.seenLive ?? new Set());
+    if (this.ghost !== undefined) return this.ghost.keepFirst(frames);
+    this.deps.metrics.replayedMessages.inc(frames.length);
+    for (const frame of frames) this.send(frame, REPLAYED);
+  }
+
+  /** Holds what reaches the session until the node's standing is settled (held-frames.ts). */
+  private hold(frame: string, type: string, id: string | undefined, standing: Standing): void {
+    this.held = new HeldFrames();
+    this.held.hold(frame, type, id);
+    void standing.settled().then(() => this.releaseHeld());
+  }
+
+  /** Sends what was held (or keeps it, when the session is going away meanwhile). */
+  private releaseHeld(): void {
+    const held = this.held;
+    this.held = undefined;
+    for (const [frame, type, id] of held?.drain(REPLAYED) ?? []) this.deliver(frame, type, id);
+  }
+
+  /**
+   * Records the rooms and watches in the store, so that a resume after this node died (kill -9:
+   * nobody sends the session away with its state) restores them, and room traffic is kept for the
+   * session once it is released. One write at a time; the last one writes the latest state.
+   */
+  private saveState(): void {
+    if (this.claim === undefined || this.ghost !== undefined) return;
+    if (this.stateWrite !== 0) return void (this.stateWrite = 2);
+    this.stateWrite = 1;
+    const { resumeStore, router } = this.deps;
+    void Promise.resolve(this.claim)
+      .then(async (claim) => {
+        // Going away writes the state itself (a save after that is fenced: the session is away).
+        while (claim !== undefined && this.ghost === undefined && this.stateWrite !== 0) {
+          this.stateWrite = 1;
+          await resumeStore.save(claim, router.stateOf(this));
+          if (this.stateWrite === 1) this.stateWrite = 0;
+        }
+      })
+      .catch((error: unknown) => this.log.warn({ err: error }, 'could not save the rooms and watches for resume; they are saved when the session goes away'))
+      .finally(() => (this.stateWrite = 0));
   }
 
   /** The session ends for good: nothing of it is kept for a resume. */
@@ -328,10 +403,11 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     const ghost = (this.ghost = new Ghost(keeper, this.session, this.log));
     // Still routed to (what reaches it is kept), but no longer registered anywhere.
     router.leaving(this);
-    // What the socket never wrote: frames before the welcome, and a slow consumer's last ones.
+    // What the socket never wrote: frames before the welcome, and a slow consumer's last ones; then what was held.
     for (const [frame, , id] of this.early ?? []) ghost.keep(frame, id);
     for (const frame of this.conn.unsent?.() ?? []) ghost.keep(frame, undefined);
     this.early = undefined;
+    this.releaseHeld();
     const claimed = this.claim;
     router.hold(
       (async () => {
@@ -349,7 +425,7 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
         await ghost.settled();
       })()
         .catch((error: unknown) => this.log.warn({ err: error }, 'going away failed'))
-        .finally(() => router.detach(this)),
+        .finally(() => this.detach()),
     );
   }
 
@@ -359,6 +435,10 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     // Presence changes are not replayed: a resume tells the watched users' states afresh.
     if (this.ghost !== undefined) return type === 'presence' ? undefined : this.ghost.keep(frame, id);
     if (id !== undefined) this.seenLive?.add(id);
+    if (this.held !== undefined) return this.held.hold(frame, type, id);
+    // Only a session that can be released needs to wait: with resume off nothing is kept for it.
+    const standing = this.claim === undefined ? undefined : this.deps.resumeStore.standing;
+    if (standing?.inQuestion === true) return this.hold(frame, type, id, standing);
     this.send(frame, type, id);
   }
 
@@ -416,7 +496,10 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
         return this.subscribe(frame.room, frame.id);
       case 'unsubscribe':
         this.deps.router.rooms.leave(this, frame.room).then(
-          () => this.send(encode.unsubscribed(frame.room, frame.id), 'unsubscribed'),
+          () => {
+            this.saveState();
+            this.send(encode.unsubscribed(frame.room, frame.id), 'unsubscribed');
+          },
           (error: unknown) => this.fail(error, frame.id),
         );
         return;
@@ -432,6 +515,7 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
         return this.watch(frame.users, frame.id);
       case 'unwatch':
         this.deps.router.watches.unwatch(this, frame.users);
+        this.saveState();
         return this.send(encode.unwatched(frame.users, frame.id), 'unwatched');
       case 'ping':
         return this.send(encode.pong(Date.now(), frame.id), 'pong');
@@ -460,7 +544,10 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     if (!rooms.isMember(this, room) && rooms.count(this) >= config.MAX_ROOMS_PER_CONNECTION)
       return this.sendError('limit_exceeded', `at most ${config.MAX_ROOMS_PER_CONNECTION} rooms per connection`, id);
     rooms.join(this, room).then(
-      (members) => this.send(encode.subscribed(room, members, id), 'subscribed'),
+      (members) => {
+        this.saveState();
+        this.send(encode.subscribed(room, members, id), 'subscribed');
+      },
       (error: unknown) => this.fail(error, id),
     );
   }
@@ -472,7 +559,10 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
     if (watches.count(this) + fresh > config.MAX_WATCHED_USERS)
       return this.sendError('limit_exceeded', `at most ${config.MAX_WATCHED_USERS} watched users per connection`, id);
     watches.watch(this, users).then(
-      (states) => this.send(encode.watching(states, id), 'watching'),
+      (states) => {
+        this.saveState();
+        this.send(encode.watching(states, id), 'watching');
+      },
       (error: unknown) => this.fail(error, id),
     );
   }
@@ -547,6 +637,6 @@ export class ClientSession implements Recipient, Drainable, WsHandler {
   private write(frame: string, type: string): void {
     if (this.closed) return;
     this.conn.send(frame);
-    this.deps.metrics.countSent(type);
+    if (type !== REPLAYED) this.deps.metrics.countSent(type);
   }
 }

@@ -28,6 +28,8 @@ interface Backend {
   nodes: [ResumeStore, ResumeStore];
   /** How many things the backend still keeps (sessions in memory, keys in Redis). */
   leftovers: () => Promise<number>;
+  /** Loses everything, as a Redis restarted empty. */
+  wipe: () => Promise<void>;
 }
 
 export interface ResumeFactory {
@@ -44,7 +46,11 @@ const memoryFactory: ResumeFactory = {
     const table = new MemoryResumeTable();
     const nodes = [new MemoryResumeStore({ table, node: 'n1', windowMs, limit }), new MemoryResumeStore({ table, node: 'n2', windowMs, limit })] as const;
     t.after(() => table.clear());
-    return Promise.resolve({ nodes: [...nodes], leftovers: () => Promise.resolve(table.sessions.size) });
+    return Promise.resolve({
+      nodes: [...nodes],
+      leftovers: () => Promise.resolve(table.sessions.size),
+      wipe: () => Promise.resolve(table.clear()),
+    });
   },
 };
 
@@ -70,8 +76,11 @@ function redisFactory(name: string, deploy: (t: TestContext) => Promise<RedisDep
       t.after(() => probe.close());
       const redis = probe.commands;
       const servers = redis instanceof Cluster ? redis.nodes('master') : [redis];
-      const leftovers = async () => (await Promise.all(servers.map((server) => server.keys(`${prefix}*`)))).flat().length;
-      return { nodes: [nodes[0]!, nodes[1]!], leftovers };
+      const keys = async () => (await Promise.all(servers.map((server) => server.keys(`${prefix}*`)))).flat();
+      const leftovers = async () => (await keys()).length;
+      // One key at a time: on a Cluster, a DEL of several keys must name one slot.
+      const wipe = async () => void (await Promise.all((await keys()).map((key) => redis.del(key))));
+      return { nodes: [nodes[0]!, nodes[1]!], leftovers, wipe };
     },
   };
 }
@@ -322,6 +331,78 @@ export function resumeContract(factory: ResumeFactory): void {
       const fourth = await a.resume('s1', 'u1');
       assert.ok(fourth.resumed);
       assert.deepEqual(fourth.messages, [], 'back dropped what was handed over');
+    });
+
+    test('a node whose hold lapsed takes back its released session, with what was kept meanwhile', async (t) => {
+      const { nodes: [a, b] } = await factory.create(t);
+      const claim = await a.open('s1', 'u1', 'd1');
+      await a.save(claim, STATE);
+      assert.equal(await b.release('s1', 'n1'), true, 'a peer judged node n1 dead');
+      assert.equal(await b.append('s1', 'm1'), 'queued');
+      assert.equal(await b.append('s1', 'm2'), 'queued');
+
+      const reclaimed = await a.reclaim(claim, false);
+      assert.ok(reclaimed.reclaimed);
+      assert.deepEqual(datas(reclaimed.messages), ['m1', 'm2']);
+      assertIncreasing(reclaimed.messages);
+      assert.equal(await b.append('s1', 'm3'), 'live', 'live again: a message reaches its connection');
+      assert.deepEqual(await b.resumableInRoom('lobby'), [], 'no longer listed as away');
+      assert.deepEqual(await b.resume('s1', 'u1'), { resumed: false, reason: 'taken' });
+      assert.deepEqual(await a.reclaim(claim, false), { reclaimed: true, messages: [] }, 'a reclaim of a held session changes nothing');
+
+      // The claim holds as before: the session goes away and resumes with its saved state.
+      assert.equal(await a.away(claim), true);
+      assert.equal(await b.append('s1', 'm4'), 'queued');
+      const resumed = await b.resume('s1', 'u1');
+      assert.ok(resumed.resumed);
+      assert.deepEqual(resumed.state, STATE);
+      assert.deepEqual(datas(resumed.messages), ['m4']);
+    });
+
+    test('a reclaim is fenced: lost to a resume elsewhere, and none of a session its node sent away', async (t) => {
+      const { nodes: [a, b] } = await factory.create(t);
+      const claim = await a.open('s1', 'u1', 'd1');
+      await b.release('s1', 'n1');
+      await b.append('s1', 'm1');
+      const resumed = await b.resume('s1', 'u1');
+      assert.ok(resumed.resumed);
+      assert.deepEqual(await a.reclaim(claim, false), { reclaimed: false });
+      assert.deepEqual(await b.back(resumed.claim), { back: true, messages: [] }, 'the resume is untouched');
+
+      const other = await a.open('s2', 'u1', 'd1');
+      assert.equal(await a.away(other), true);
+      assert.deepEqual(await a.reclaim(other, false), { reclaimed: false });
+      assert.equal(await a.append('s2', 'm'), 'queued', 'still away');
+    });
+
+    test('a session released mid-resume is reclaimed mid-resume: back still hands over what came meanwhile', async (t) => {
+      const { nodes: [a, b] } = await factory.create(t);
+      await a.away(await a.open('s1', 'u1', 'd1'));
+      await a.append('s1', 'm1');
+      const resumed = await b.resume('s1', 'u1');
+      assert.ok(resumed.resumed);
+      assert.equal(await a.release('s1', 'n2'), true);
+      assert.equal(await a.append('s1', 'm2'), 'queued');
+      assert.deepEqual(await b.reclaim(resumed.claim, true), { reclaimed: true, messages: [] });
+      const back = await b.back(resumed.claim);
+      assert.ok(back.back);
+      assert.deepEqual(datas(back.messages), ['m2'], 'm1 was handed over by the resume');
+    });
+
+    test('a session the store lost (Redis restarted empty) is opened again by its reclaim', async (t) => {
+      const { nodes: [a, b], wipe } = await factory.create(t);
+      const claim = await a.open('s1', 'u1', 'd1');
+      await wipe();
+      assert.equal(await b.append('s1', 'm1'), 'gone');
+      assert.deepEqual(await a.reclaim(claim, false), { reclaimed: true, messages: [] });
+      assert.equal(await b.append('s1', 'm2'), 'live');
+      assert.equal(await a.away(claim, STATE), true, 'the claim holds');
+      assert.equal(await b.append('s1', 'm3'), 'queued');
+      const resumed = await b.resume('s1', 'u1');
+      assert.ok(resumed.resumed);
+      assert.equal(resumed.claim.device, 'd1');
+      assert.deepEqual(resumed.state, STATE);
+      assert.deepEqual(datas(resumed.messages), ['m3']);
     });
 
     test('end removes everything of the session', async (t) => {

@@ -92,6 +92,8 @@ describe('cluster failures: dead nodes, clean exits, Redis outages', () => {
     // message to its user is kept for it (and comes back with it at the end of this test).
     const kept = await watcher.request({ type: 'offer', to: 'ghost', payload: 'hello?' });
     assert.deepEqual([kept.type, kept.queued], ['ack', true]);
+    // Its rooms were saved as it joined them (nobody sent it away with its state): room traffic is kept too.
+    await watcher.request({ type: 'publish', room: 'r', payload: 'while dead' }, 'ack');
 
     // A newcomer to the room sees only live members.
     const late = await TestClient.welcomed(survivor.port, survivor.token({ sub: 'late', device_id: 'l1' }));
@@ -105,12 +107,16 @@ describe('cluster failures: dead nodes, clean exits, Redis outages', () => {
     assert.ok(!(await leaseNodes(inspect, redis.prefix)).includes('doomed-node'));
     assert.equal(await inspect.exists(`${redis.prefix}{u:ghost}devices`), 0);
 
-    // Last (it joins the room again): the session resumes on the survivor with what was kept.
+    // Last (it joins the room again): the session resumes on the survivor with what was kept, in its room.
     const token = survivor.token({ sub: 'ghost', device_id: 'g1' });
     const back = await TestClient.connect(survivor.port, `token=${encodeURIComponent(token)}&resume=${encodeURIComponent(String(ghost.welcome.session))}`);
     t.after(() => back.close());
     assert.equal((await back.next('welcome')).resumed, true);
     assert.deepEqual(await back.next('offer'), { type: 'offer', from: 'watcher', from_device: 'w1', payload: 'hello?' });
+    assert.deepEqual(await back.next('message'), { type: 'message', room: 'r', from: 'watcher', from_device: 'w1', payload: 'while dead' });
+    await watcher.next('member_joined', (f) => f.user === 'ghost');
+    await watcher.request({ type: 'publish', room: 'r', payload: 'after' }, 'ack');
+    assert.equal((await back.next('message')).payload, 'after');
     await back.goodbye();
   });
 

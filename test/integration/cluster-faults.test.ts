@@ -114,6 +114,68 @@ describe('cluster faults: what holds, and how soon', () => {
     assert.equal((await bob.request({ type: 'offer', to: 'alice', payload: 1 })).type, 'ack');
   });
 
+  test('a message kept for a session whose node was reaped while alive reaches the open connection once the node is back', async (t) => {
+    const { proxy, viaProxy, direct } = await proxiedPair(t);
+    const alice = await TestClient.welcomed(viaProxy.port, viaProxy.token({ sub: 'alice', device_id: 'a' }));
+    const bob = await TestClient.welcomed(direct.port, direct.token({ sub: 'bob' }));
+    t.after(() => [alice, bob].forEach((c) => c.close()));
+    assert.equal((await bob.request({ type: 'offer', to: 'alice', payload: 'before' })).type, 'ack');
+    await alice.next('offer', (f) => f.payload === 'before');
+
+    await cutOff(proxy, viaProxy);
+    await eventually(() => assert.ok(direct.logs.some((l) => l.msg === 'released the sessions of a dead node for resume')), LONG);
+    // Alice's node is judged dead, her session is released for resume: what is sent to her now is kept.
+    const kept = await bob.request({ type: 'offer', to: 'alice', payload: 'while cut off' });
+    assert.deepEqual(kept, { type: 'ack', id: kept.id, queued: true });
+    assert.equal(alice.closed, undefined, 'her connection never dropped');
+
+    await heal(proxy, viaProxy);
+    const reclaimed = await alice.next('offer', (f) => f.payload === 'while cut off', LONG);
+    assert.equal(reclaimed.from, 'bob');
+    // Her session is hers again: traffic is live, nothing is kept twice, and a resume elsewhere is refused as taken.
+    await eventually(async () => assert.equal((await bob.request({ type: 'offer', to: 'alice', payload: 'after' })).queued, undefined), LONG);
+    await alice.next('offer', (f) => f.payload === 'after');
+    assert.equal(alice.all('offer').filter((f) => f.payload === 'while cut off').length, 1);
+    const thief = await TestClient.connect(direct.port, `token=${direct.token({ sub: 'alice', device_id: 'a2' })}&resume=${String(alice.welcome.session)}`);
+    t.after(() => thief.close());
+    const refused = await thief.next('welcome', undefined, LONG);
+    assert.deepEqual([refused.resumed, refused.reason], [false, 'taken']);
+    const metrics = (await http(viaProxy.port, 'GET', '/metrics')).body;
+    assert.match(metrics, /signaling_resume_reclaims_total\{[^}]*result="reclaimed"[^}]*\} 1\b/);
+  });
+
+  test('a node stalled until reaped (SIGSTOP) gives each message once, in order: what was kept for it and what waited in its sockets', async (t) => {
+    const redis = await startRedis(t);
+    const env = { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix, PRESENCE_TTL_MS: TTL };
+    const stalled = await spawnNode(t, { ...env, JWT_SECRET: TEST_SECRET, NODE_ID: 'stalled' });
+    const peer = await startTestNode(t, env);
+    const alice = await TestClient.welcomed(stalled.port, peer.token({ sub: 'alice', device_id: 'a' }));
+    const bob = await TestClient.welcomed(peer.port, peer.token({ sub: 'bob', device_id: 'b' }));
+    t.after(() => [alice, bob].forEach((c) => c.close()));
+    await alice.request({ type: 'subscribe', room: 'r' }, 'subscribed');
+    await bob.request({ type: 'subscribe', room: 'r' }, 'subscribed');
+    // Her rooms are saved for resume as she joins: the release lists her session in room r.
+    const inspect = inspector(t, redis.url);
+    await eventually(async () => assert.match((await inspect.hget(`${redis.prefix}{s:${String(alice.welcome.session)}}resume`, 'state')) ?? '', /"r"/));
+
+    process.kill(stalled.pid, 'SIGSTOP');
+    const cont = () => (stalled.exitStatus === undefined ? process.kill(stalled.pid, 'SIGCONT') : undefined);
+    t.after(cont);
+    await eventually(() => assert.ok(peer.logs.some((l) => l.msg === 'released the sessions of a dead node for resume')), LONG);
+    // Room messages are kept for her released session AND wait in her node's subscriber socket;
+    // the direct one only waits there (her node still listens: it is acknowledged as delivered).
+    await bob.request({ type: 'publish', room: 'r', payload: 1 }, 'ack');
+    assert.deepEqual(Object.keys(await bob.request({ type: 'offer', to: 'alice', payload: 2 })).sort(), ['id', 'type']);
+    await bob.request({ type: 'publish', room: 'r', payload: 3 }, 'ack');
+    cont();
+
+    await alice.next('message', (f) => f.payload === 3, LONG);
+    await alice.request({ type: 'ping' }, 'pong');
+    const payloads = alice.frames.filter((f) => f.type === 'message' || f.type === 'offer').map((f) => f.payload);
+    assert.deepEqual(payloads, [1, 2, 3]);
+    await eventually(() => assert.ok(stalled.logs.some((l) => l.msg === 'the node lease lapsed; reclaimed the sessions it holds')), LONG);
+  });
+
   test('a connection made while its node is cut off Redis replaces the older one on another node once Redis answers', async (t) => {
     const { proxy, viaProxy, direct } = await proxiedPair(t);
     const older = await TestClient.welcomed(direct.port, direct.token({ sub: 'ann', device_id: 'phone' }));

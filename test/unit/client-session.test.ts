@@ -50,6 +50,7 @@ test('a frame whose handling throws is answered with an error; the session keeps
       metrics,
       logger: createLogger('silent'),
       sessions: new Set(),
+      serving: new Map(),
       limits: { release: () => undefined },
       expiries: new ExpiryWheel(),
       resumeStore,

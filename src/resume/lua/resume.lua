@@ -33,7 +33,7 @@ if s[3] then
 end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'status', 'resuming', 'node', ARGV[2])
-redis.call('HDEL', KEYS[1], 'deadline')
+redis.call('HDEL', KEYS[1], 'deadline', 'released', 'was')
 -- Held again: it lives until its node sends it away (or a reaper releases it).
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])

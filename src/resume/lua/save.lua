@@ -34,7 +34,12 @@ if ARGV[1] == 'away' then
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   -- Sent away mid-resume: what the resume handed over stays, for the next one.
   redis.call('HSET', KEYS[1], 'status', 'away', 'node', '', 'deadline', now + window)
-  redis.call('HDEL', KEYS[1], 'taken')
+  if ARGV[2] == 'node' then
+    -- A reaper's release: the node may be alive after all and reclaim it (reclaim.lua) as it was.
+    redis.call('HSET', KEYS[1], 'released', ARGV[3], 'was', held[1])
+  else
+    redis.call('HDEL', KEYS[1], 'taken')
+  end
   redis.call('PEXPIREAT', KEYS[1], now + window)
   redis.call('PEXPIREAT', KEYS[2], now + window)
   return { now + window, held[4], held[5], held[6], state }
