@@ -10,14 +10,13 @@
 //   {u:<user>}resumable   ZSET "<device>/<session>" → deadline   away and resuming
 //   {r:<room>}resumable   ZSET "<session>" → deadline             sessions (Indexes,
 //                                                                  resume-store.ts)
-//   {n:<lease>}resume     SET  the sessions the node of that lease holds (live or resuming)
+//   {n:<lease>}resume     SET  the sessions the node of that lease holds (live or resuming; held-sessions.ts)
 //
 // A node killed with -9 cannot send its sessions away: they hang on its lease
-// (presence/lease-keeper.ts), and the survivor that reaps the lease releases
-// each (`release`, fenced by the lease id), which starts their windows. A node
-// that was alive after all (its lease lapsed while Redis failed over) reclaims
-// them all when it renews, before it registers its connections again, and
-// hands what was kept for them meanwhile to the listener (`onReclaimed`).
+// (held-sessions.ts), and the survivor that reaps the lease releases each
+// (`release`, fenced by the lease id), which starts their windows. A node that
+// was alive after all (its lease lapsed while Redis failed over) reclaims them
+// (`reclaim`) when it renews.
 //
 // Every step is one Lua script over the two keys of one session, which share a
 // hash slot (`{s:…}`): atomic on one server and on a Redis Cluster alike. The
@@ -35,8 +34,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisClient } from '../bus/redis-clients';
 import type { Logger } from '../log/logger';
-import type { LeaseHolder, LeaseKeeper, Standing } from '../presence/lease-keeper';
-import { NodeLease } from '../presence/node-lease';
+import type { LeaseKeeper, Standing } from '../presence/lease-keeper';
+import { HeldSessions } from './held-sessions';
 import type {
   AppendResult,
   BackResult,
@@ -51,15 +50,6 @@ import type {
   ResumeStoreOptions,
 } from './resume-store';
 import { EMPTY_STATE } from './resume-store';
-
-/** A session this node holds: its claim once the step claiming it answered, and whether that claim's resume has not reached `back` yet. */
-interface Held {
-  readonly session: string;
-  claim: Claim | undefined;
-  resuming: boolean;
-  /** Being sent away or ended by its node. */
-  leaving: boolean;
-}
 
 /** What save.lua answers for 'away': the deadline (0: ended at once), user, device, the state before and after. */
 type AwayReply = [deadline: number, user: string, device: string, oldState: string, state: string];
@@ -95,16 +85,10 @@ export interface RedisResumeStoreOptions extends ResumeStoreOptions {
   logger?: Logger;
 }
 
-export class RedisResumeStore implements ResumeStore, LeaseHolder {
-  readonly name = 'resume';
+export class RedisResumeStore implements ResumeStore {
+  /** The sessions this node holds, on its lease. */
+  private readonly holds: HeldSessions;
   private readonly lease: LeaseKeeper | undefined;
-  private readonly logger: Logger | undefined;
-  /** The sessions this node holds (with their claim once the step that claims them answered), and whether Redis may lack some of them under the current lease. */
-  private readonly held = new Map<string, Held>();
-  private heldDirty = false;
-  /** Held sessions to reclaim since the lease was lost (see the top). */
-  private readonly toReclaim = new Set<string>();
-  private reclaimed: ReclaimListener | undefined;
   private readonly redis: RedisClient & Scripts;
   private readonly prefix: string;
   private readonly node: string;
@@ -129,68 +113,11 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
     this.windowMs = options.windowMs;
     this.limit = options.limit;
     this.lease = options.lease;
-    this.logger = options.logger;
+    this.holds = new HeldSessions({ redis, prefix: options.prefix, node: options.node, lease: options.lease, logger: options.logger, steps: this });
   }
 
   async start(): Promise<void> {
-    await this.lease?.start(this);
-  }
-
-  // ── the sessions this node holds, on its lease ──────────────────────────
-
-  /**
-   * What a session records as its holder: the node's lease id when it has one (so that a resume
-   * finding the holder dead can tell, and release it), else the node id.
-   */
-  private holder(): string {
-    return this.lease?.id ?? this.node;
-  }
-
-  private async holderIsDead(holder: string | undefined): Promise<boolean> {
-    if (this.lease === undefined || holder === undefined || !holder.includes('#')) return false;
-    const [live] = await this.lease.live([holder]);
-    return live === false;
-  }
-
-  private heldKey(lease: string): string {
-    return `${this.prefix}{n:${lease}}resume`;
-  }
-
-  /**
-   * Hangs a session this node now holds on the lease. Sent before the step that claims it and not
-   * waited for: on one server the connection keeps the order (a reaper always finds it); a failed
-   * write is made again by the next heartbeat (`sync`).
-   */
-  private hold(session: string): Held {
-    const held: Held = { session, claim: undefined, resuming: false, leaving: false };
-    if (this.lease === undefined) return held;
-    this.held.set(session, held);
-    this.redis.sadd(this.heldKey(this.lease.id), session).catch(() => void (this.heldDirty = true));
-    return held;
-  }
-
-  /** The hold of `claim`, if this node still has it. */
-  private heldBy(claim: Claim): Held | undefined {
-    const held = this.held.get(claim.session);
-    return held?.claim?.epoch === claim.epoch ? held : undefined;
-  }
-
-  /**
-   * The session is away or ended: the lease no longer answers for it. Only that hold goes: a
-   * resume of the same session on this node may have replaced it while this step was on its way.
-   */
-  private unhold(held: Held | undefined): void {
-    if (held === undefined || this.held.get(held.session) !== held) return;
-    this.held.delete(held.session);
-    this.toReclaim.delete(held.session);
-    void this.redis.srem(this.heldKey(this.lease!.id), held.session).catch(() => undefined);
-  }
-
-  /** Its node sends the session away or ends it: no reclaim from now on. */
-  private leaving(claim: Claim): Held | undefined {
-    const held = this.heldBy(claim);
-    if (held !== undefined) held.leaving = true;
-    return held;
+    await this.holds.start();
   }
 
   get standing(): Standing | undefined {
@@ -198,63 +125,7 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
   }
 
   onReclaimed(listener: ReclaimListener): void {
-    this.reclaimed = listener;
-  }
-
-  /** Reclaims every held session before the node registers its connections again (lease-keeper.ts). */
-  leaseLost(): Promise<void> {
-    this.heldDirty = true;
-    for (const session of this.held.keys()) this.toReclaim.add(session);
-    return this.reclaimHeld();
-  }
-
-  /** Reclaims what `toReclaim` names; a session whose claiming step has not answered yet waits for the next heartbeat. */
-  private async reclaimHeld(): Promise<void> {
-    // Not one going away or ending: its step would find it released, and a reclaim after that step
-    // would make it live with nobody to serve it. (A reclaim sent before that step goes first.)
-    const sessions = [...this.toReclaim].flatMap((session) => {
-      const held = this.held.get(session);
-      return held?.claim === undefined || held.leaving ? [] : [{ held, claim: held.claim }];
-    });
-    if (sessions.length === 0) return;
-    const results = await Promise.allSettled(
-      sessions.map(async ({ held, claim }) => {
-        const result = await this.reclaim(claim, held.resuming);
-        this.toReclaim.delete(claim.session);
-        if (!result.reclaimed) this.unhold(held);
-        this.reclaimed?.(claim.session, result);
-      }),
-    );
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
-    this.logger?.warn({ sessions: sessions.length }, 'the node lease lapsed; reclaimed the sessions it holds');
-  }
-
-  unreachable(): void {
-    this.heldDirty = true;
-  }
-
-  async sync(): Promise<void> {
-    if (this.heldDirty && this.lease !== undefined) {
-      this.heldDirty = false;
-      try {
-        if (this.held.size > 0) await this.redis.sadd(this.heldKey(this.lease.id), ...this.held.keys());
-      } catch (error) {
-        this.heldDirty = true;
-        throw error;
-      }
-    }
-    await this.reclaimHeld();
-  }
-
-  async reap(lease: string): Promise<void> {
-    const key = this.heldKey(lease);
-    const node = NodeLease.nodeOf(lease);
-    const sessions = await this.redis.smembers(key);
-    // Fenced by the lease the sessions were claimed under: one claimed again since is spared.
-    for (const session of sessions) await this.release(session, lease);
-    await this.redis.del(key);
-    if (sessions.length > 0) this.logger?.warn({ deadNode: node, sessions: sessions.length }, 'released the sessions of a dead node for resume');
+    this.holds.onReclaimed(listener);
   }
 
   /** The two keys of a session, in one hash slot. */
@@ -274,8 +145,8 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
 
   async open(session: string, user: string, device: string, state: ResumeState = EMPTY_STATE): Promise<Claim> {
     const [hash] = this.keys(session);
-    const held = this.hold(session);
-    if ((await this.redis.sbResumeOpen(hash, user, this.holder(), JSON.stringify(state), device)) !== 1) throw new Error(`resume session ${session} exists already`);
+    const held = this.holds.hold(session);
+    if ((await this.redis.sbResumeOpen(hash, user, this.holds.holder(), JSON.stringify(state), device)) !== 1) throw new Error(`resume session ${session} exists already`);
     const claim = { session, user, device, epoch: 1 };
     held.claim = claim;
     await this.listHeld(user, device, session);
@@ -288,9 +159,9 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
 
   async away(claim: Claim, state?: ResumeState): Promise<boolean> {
     const encoded = state === undefined ? '' : JSON.stringify(state);
-    const held = this.leaving(claim);
+    const held = this.holds.leaving(claim);
     const away = await this.listAway(claim.session, await this.redis.sbResumeSave(...this.keys(claim.session), 'away', 'epoch', String(claim.epoch), encoded, this.windowMs));
-    this.unhold(held);
+    this.holds.unhold(held);
     return away;
   }
 
@@ -323,7 +194,7 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
     const answer = await this.redis.sbResumeAppend(...keys, data, this.limit, '');
     if (!answer.startsWith('live')) return answer as AppendResult;
     const holder = answer.slice(5);
-    if (!(await this.holderIsDead(holder))) return 'live';
+    if (!(await this.holds.holderIsDead(holder))) return 'live';
     const again = await this.redis.sbResumeAppend(...keys, data, this.limit, holder);
     return again.startsWith('live') ? 'live' : (again as AppendResult);
   }
@@ -337,15 +208,15 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
   }
 
   async resume(session: string, user: string): Promise<ResumeResult> {
-    const held = this.hold(session);
-    let reply = await this.redis.sbResumeTake(...this.keys(session), user, this.holder());
+    const held = this.holds.hold(session);
+    let reply = await this.redis.sbResumeTake(...this.keys(session), user, this.holds.holder());
     // Held by a node whose lease has expired (killed): released here, as its reaper would, and claimed.
-    if (reply[0] === 'taken' && (await this.holderIsDead(reply[3]))) {
+    if (reply[0] === 'taken' && (await this.holds.holderIsDead(reply[3]))) {
       await this.release(session, reply[3]!);
-      reply = await this.redis.sbResumeTake(...this.keys(session), user, this.holder());
+      reply = await this.redis.sbResumeTake(...this.keys(session), user, this.holds.holder());
     }
     if (reply[0] !== 'ok') {
-      this.unhold(held);
+      this.holds.unhold(held);
       const [reason, device, state] = reply;
       if (device !== undefined && device !== '' && state !== undefined && state !== '') await this.unlist({ session, user, device }, state);
       return { resumed: false, reason };
@@ -365,7 +236,7 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
       await this.unlist(claim, reply[1]);
       return { back: false, reason: 'overflow' };
     }
-    const held = this.heldBy(claim);
+    const held = this.holds.heldBy(claim);
     if (held !== undefined) held.resuming = false;
     // Held again: unlisted from its rooms, and from its user's index unless held sessions are listed there.
     await this.unlist(claim, reply[2], this.lease !== undefined);
@@ -374,7 +245,7 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
 
   async reclaim(claim: Claim, resuming: boolean): Promise<ReclaimResult> {
     const { session, user, device } = claim;
-    const reply = await this.redis.sbResumeReclaim(...this.keys(session), claim.epoch, this.holder(), user, device, resuming ? 'resuming' : 'live');
+    const reply = await this.redis.sbResumeReclaim(...this.keys(session), claim.epoch, this.holds.holder(), user, device, resuming ? 'resuming' : 'live');
     if (reply[0] === 'lost') return { reclaimed: false };
     // Listed while it was away: held again, so in no room, and under its user only if held sessions are listed there.
     if (reply[0] === 'released') await this.unlist(claim, reply[2], this.lease !== undefined);
@@ -406,22 +277,16 @@ export class RedisResumeStore implements ResumeStore, LeaseHolder {
   }
 
   async end(claim: Claim): Promise<boolean> {
-    this.unhold(this.leaving(claim));
+    this.holds.unhold(this.holds.leaving(claim));
     const reply = await this.redis.sbResumeEnd(...this.keys(claim.session), claim.epoch);
     if (reply === 0) return false;
     await this.unlist(claim, reply[1]);
     return true;
   }
 
-  /** Leaves the lease; sessions still held (none after a drain) are left to it, for a survivor to release. The connection is the caller's. */
-  async close(): Promise<void> {
-    const lease = this.lease;
-    if (lease === undefined) return;
-    await lease.leave(this, async () => {
-      if (this.held.size > 0) return false;
-      await this.redis.del(this.heldKey(lease.id));
-      return true;
-    });
+  /** Leaves the lease (held-sessions.ts). The connection is the caller's. */
+  close(): Promise<void> {
+    return this.holds.close();
   }
 }
 
