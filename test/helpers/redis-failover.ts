@@ -5,13 +5,13 @@
 // resolve once the sentinels name the replica as master and it answers as one.
 // Every process is killed by PID in teardown. Readiness is polled, never slept.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { eventually } from './eventually';
 import { freePort } from './redis';
-import { redisCli, redisCliLines } from './redis-topologies';
+import { redisCli, redisCliLines, sentinelConf } from './redis-topologies';
 
 const HOST = '127.0.0.1';
 const NAME = 'mymaster';
@@ -64,20 +64,7 @@ export async function startRedisFailover(t: TestContext, sentinelCount = 1): Pro
   for (let i = 0; i < sentinelCount; i++) {
     const p = await port();
     sentinelPorts.push(p);
-    const conf = join(dir, `sentinel-${p}.conf`);
-    writeFileSync(
-      conf,
-      [
-        `port ${p}`,
-        `bind ${HOST}`,
-        `dir ${dir}`,
-        `sentinel monitor ${NAME} ${HOST} ${first} 1`,
-        `sentinel down-after-milliseconds ${NAME} 1000`,
-        `sentinel failover-timeout ${NAME} 5000`,
-        '',
-      ].join('\n'),
-    );
-    launch([conf, '--sentinel'], `sentinel-${p}.log`, p);
+    launch([sentinelConf(dir, p, NAME, first, 1000), '--sentinel'], `sentinel-${p}.log`, p);
   }
   let masterPort = first;
   // The sentinels must know the replica before a failover can pick it.

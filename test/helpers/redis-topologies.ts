@@ -156,6 +156,24 @@ export async function startRedisCluster(t: TestContext, masters = 3, options: { 
   return { nodes: ports.map((p) => `${HOST}:${p}`).join(','), ports, prefix: uniquePrefix('c'), pids: processes.pids };
 }
 
+/**
+ * Writes the config of a sentinel on `port` watching `name` at `masterPort` (quorum 1) and returns
+ * its path. Sentinel rewrites its config file (known peers, epochs), so each gets its own copy.
+ */
+export function sentinelConf(dir: string, port: number, name: string, masterPort: number, downAfterMs: number): string {
+  const conf = join(dir, `sentinel-${port}.conf`);
+  const lines = [
+    `port ${port}`,
+    `bind ${HOST}`,
+    `dir ${dir}`,
+    `sentinel monitor ${name} ${HOST} ${masterPort} 1`,
+    `sentinel down-after-milliseconds ${name} ${downAfterMs}`,
+    `sentinel failover-timeout ${name} 5000`,
+  ];
+  writeFileSync(conf, `${lines.join('\n')}\n`);
+  return conf;
+}
+
 export async function startRedisSentinel(t: TestContext, sentinelCount = 1): Promise<RedisSentinelDeployment> {
   const { dir, processes } = workspace(t, 'rsentinel');
   const name = 'mymaster';
@@ -168,21 +186,7 @@ export async function startRedisSentinel(t: TestContext, sentinelCount = 1): Pro
     let port = await freePort();
     while (port === masterPort || sentinelPorts.includes(port)) port = await freePort();
     sentinelPorts.push(port);
-    // Sentinel rewrites its config file (known peers, epochs), so each gets its own writable copy.
-    const conf = join(dir, `sentinel-${port}.conf`);
-    writeFileSync(
-      conf,
-      [
-        `port ${port}`,
-        `bind ${HOST}`,
-        `dir ${dir}`,
-        `sentinel monitor ${name} ${HOST} ${masterPort} 1`,
-        `sentinel down-after-milliseconds ${name} 2000`,
-        `sentinel failover-timeout ${name} 5000`,
-        '',
-      ].join('\n'),
-    );
-    processes.spawn([conf, '--sentinel'], join(dir, `sentinel-${port}.log`));
+    processes.spawn([sentinelConf(dir, port, name, masterPort, 2000), '--sentinel'], join(dir, `sentinel-${port}.log`));
   }
   // Ready when every sentinel answers with the master's address and sees it up.
   await eventually(async () => {
