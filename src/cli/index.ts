@@ -1,5 +1,8 @@
-#!/usr/bin/env node
-// `switchboard <command>`: serve, token, tunnel, check-config.
+#!/usr/bin/env -S node --max-semi-space-size=8
+// `switchboard <command>`: serve, token, tunnel, check-config. The shebang carries
+// the Node flags of node-flags.ts (a test keeps them in step), so that the
+// installed `switchboard serve` runs as tuned; `node <this file>` does not,
+// and `serve` says so.
 import { checkConfigCommand } from './check-config';
 import { serveCommand } from './serve';
 import { tokenCommand } from './token';

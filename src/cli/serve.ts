@@ -6,6 +6,7 @@ import { tlsFiles } from '../config/tls';
 import { createLogger, type Logger } from '../log/logger';
 import { startNode, type RunningNode } from '../main';
 import { parseEnvFlags } from './env-flags';
+import { missingNodeFlags } from './node-flags';
 
 const DEV_TOKEN_TTL_S = 24 * 3600;
 
@@ -21,6 +22,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     return 2;
   }
   const logger = createLogger(config.LOG_LEVEL);
+  const missing = missingNodeFlags();
+  if (missing.length > 0)
+    logger.warn({ missing }, 'running without the Node flags Switchboard is tuned for: idle connections cost more memory (run the switchboard binary, or set NODE_OPTIONS)');
   // Signals are handled from before the start: a SIGTERM during start-up still drains and exits 0.
   const starting = startNode({ config, logger });
   handleSignals(starting, logger);

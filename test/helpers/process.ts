@@ -58,8 +58,10 @@ export function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
  * With a test context, the process is killed (SIGKILL, by PID) in teardown
  * if it is still running.
  */
-export function spawnCli(t: TestContext | undefined, env: Record<string, string>, args: string[]): SpawnedProcess {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { cwd: REPO_ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnCli(t: TestContext | undefined, env: Record<string, string>, args: string[], how: 'node' | 'shebang' = 'node'): SpawnedProcess {
+  // 'shebang': the file runs itself, as npm's installed bin does (with the flags its shebang names).
+  const [command, argv] = how === 'node' ? [process.execPath, [CLI_PATH, ...args]] : [CLI_PATH, args];
+  const child = spawn(command, argv, { cwd: REPO_ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid === undefined) throw new Error(`could not spawn ${CLI_PATH}`);
   const pid = child.pid;
   const lines: string[] = [];

@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 import jwt from 'jsonwebtoken';
 import { http } from '../helpers/http';
 import { startTestNode, TEST_SECRET } from '../helpers/node';
-import { childEnv, REPO_ROOT, runCli, spawnNode } from '../helpers/process';
+import { NODE_FLAGS } from '../../src/cli/node-flags';
+import { childEnv, REPO_ROOT, runCli, spawnCli, spawnNode } from '../helpers/process';
 import { TestClient } from '../helpers/ws-client';
 
 const key = { JWT_SECRET: TEST_SECRET };
@@ -219,6 +220,20 @@ describe('switchboard (entry point)', () => {
     }
   });
 
+  test('the switchboard binary runs with the Node flags it is tuned for; plain `node` without them is warned about', async (t) => {
+    const env = { JWT_SECRET: TEST_SECRET, NODE_OPTIONS: '' };
+    const binary = spawnCli(t, env, ['serve'], 'shebang');
+    const plain = spawnCli(t, env, ['serve']);
+    const warning = 'running without the Node flags Switchboard is tuned for: idle connections cost more memory (run the switchboard binary, or set NODE_OPTIONS)';
+    for (const node of [binary, plain]) await node.waitForLine(/switchboard listening/, 10_000);
+    assert.deepEqual(binary.logs.filter((l) => l.msg === warning), []);
+    assert.deepEqual(plain.logs.filter((l) => l.msg === warning).map((l) => l.missing), [NODE_FLAGS]);
+    for (const node of [binary, plain]) {
+      node.kill('SIGTERM');
+      assert.deepEqual(await node.exited, { code: 0, signal: null });
+    }
+  });
+
   test("package.json's bin.switchboard is a JavaScript file that plain node runs", async () => {
     const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { bin?: Record<string, string> };
     const bin = pkg.bin?.switchboard;
@@ -226,7 +241,8 @@ describe('switchboard (entry point)', () => {
     const file = path.resolve(REPO_ROOT, bin);
     assert.ok(existsSync(file), `${bin} does not exist (has the build run?)`);
     assert.match(file, /\.(c?js|mjs)$/);
-    assert.match(readFileSync(file, 'utf8'), /^#!\/usr\/bin\/env node\n/, 'an npm bin needs a node shebang');
+    // The shebang runs node with the flags Switchboard is tuned for (node-flags.ts): the installed binary carries them.
+    assert.equal(readFileSync(file, 'utf8').split('\n')[0], `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
     // No loader, no NODE_OPTIONS: exactly what `node <bin> serve` in an image does.
     const env = childEnv(key);
     delete env.NODE_OPTIONS;
