@@ -26,13 +26,14 @@ import { profileSwitchboard, type ProfileOutput } from './orchestrator/profile';
 import { writeResults } from './orchestrator/report';
 import { runGroup } from './orchestrator/rounds';
 import type { WorkloadResult } from './orchestrator/model';
-import { stopRedis } from './orchestrator/systems';
+import { stopRedis, useUncorkedBaseline } from './orchestrator/systems';
 import { profileTunnel } from './orchestrator/tunnel-profile';
 import { writeTokens } from './orchestrator/tokens';
 import { groups } from './orchestrator/workloads';
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
+  if (o.uncorkedBaseline) useUncorkedBaseline();
   if (!existsSync(LOADGEN)) throw new Error(`${LOADGEN} is missing; run bench/run.sh (it compiles bench/loadgen.c)`);
   if (!existsSync(SWITCHBOARD_CLI)) throw new Error(`${SWITCHBOARD_CLI} is missing; run npm run build`);
   mkdirSync(OUT, { recursive: true });
@@ -78,6 +79,7 @@ async function main(): Promise<void> {
     took_s: Math.round(took),
     load_start: loadStart,
     load_end: os.loadavg()[0]?.toFixed(2) ?? '?',
+    uncorked: o.uncorkedBaseline,
   };
   const md = writeResults(results, meta, profile, tunnelProfile);
   process.stdout.write(md);

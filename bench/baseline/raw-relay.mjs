@@ -3,7 +3,7 @@
 // Switchboard's results are reported as ratios to this server, measured in the
 // same run on the same machine.
 //
-//   node bench/baseline/raw-relay.mjs [--port 0] [--host 127.0.0.1] [--redis redis://127.0.0.1:6379] [--prefix raw:]
+//   node bench/baseline/raw-relay.mjs [--port 0] [--host 127.0.0.1] [--redis redis://127.0.0.1:6379] [--prefix raw:] [--uncorked]
 //
 // One /ws endpoint; the query says what a socket is:
 //   ?id=<name>              registers the socket under <name> (and, with --redis, subscribes to <prefix><name>)
@@ -13,6 +13,12 @@
 //   ?pub=<topic>            every frame from it is app.publish()ed to <topic>
 // Every socket gets one small frame on open (like Switchboard's welcome), so
 // clients know the upgrade finished; idle sockets then just stay.
+//
+// Corked per turn, as Switchboard's outbox does (src/transport/uws-server.ts):
+// frames for a socket are gathered during an event-loop turn and written at
+// its end (setImmediate), in one cork when there are several, so a turn costs
+// one write per socket, not one per frame. `--uncorked` writes each frame at
+// once (the baseline of the first performance round, kept for comparison).
 //
 // Two nodes: run two processes on one Redis. Messages for remote sockets are
 // gathered per destination during an event-loop turn and flushed with
@@ -34,6 +40,7 @@ const host = arg('host', '127.0.0.1');
 const port = Number(arg('port', '0'));
 const redisUrl = arg('redis', '');
 const prefix = arg('prefix', 'raw:');
+const corked = !args.includes('--uncorked');
 
 const WELCOME = '{"type":"welcome"}';
 const sockets = new Map();
@@ -69,18 +76,51 @@ function publishRemote(to, text) {
   }
 }
 
+// Sockets with frames waiting for the end of the turn; each socket's frames wait in its user data.
+let outbox = [];
+let outboxScheduled = false;
+
+function flushOutbox() {
+  outboxScheduled = false;
+  const targets = outbox;
+  outbox = [];
+  for (const ws of targets) {
+    const data = ws.getUserData();
+    const frames = data.queued;
+    data.queued = undefined;
+    if (data.closed) continue;
+    if (frames.length === 1) ws.send(frames[0], false);
+    else ws.cork(() => frames.forEach((frame) => ws.send(frame, false)));
+  }
+}
+
+/** Sends a text frame: at the end of the turn, corked with the socket's others (or at once with --uncorked). */
+function send(ws, text) {
+  if (!corked) return void ws.send(text, false);
+  const data = ws.getUserData();
+  if (data.queued !== undefined) return void data.queued.push(text);
+  data.queued = [text];
+  outbox.push(ws);
+  if (!outboxScheduled) {
+    outboxScheduled = true;
+    setImmediate(flushOutbox);
+  }
+}
+
 function deliverBatch(channel, payload) {
   const ws = sockets.get(channel.slice(prefix.length));
   if (ws === undefined) return;
-  ws.cork(() => {
+  const each = () => {
     let at = 0;
     while (at < payload.length) {
       const colon = payload.indexOf(':', at);
       const length = Number(payload.slice(at, colon));
-      ws.send(payload.slice(colon + 1, colon + 1 + length), false);
+      send(ws, payload.slice(colon + 1, colon + 1 + length));
       at = colon + 1 + length;
     }
-  });
+  };
+  if (corked) each();
+  else ws.cork(each);
 }
 
 const utf8 = new TextDecoder();
@@ -118,12 +158,14 @@ app.ws('/ws', {
     }
     if (data.to === '') return;
     const target = sockets.get(data.to);
-    if (target !== undefined) target.send(message, isBinary);
-    // The message buffer is only borrowed: decode it now.
+    if (target !== undefined && !corked) target.send(message, isBinary);
+    // The message buffer is only borrowed: decode it now (the bench sends text frames only).
+    else if (target !== undefined) send(target, utf8.decode(message));
     else if (pub !== undefined) publishRemote(data.to, utf8.decode(message));
   },
   close: (ws) => {
     const data = ws.getUserData();
+    data.closed = true;
     if (data.id !== '' && sockets.get(data.id) === ws) {
       sockets.delete(data.id);
       if (sub !== undefined) sub.unsubscribe(prefix + data.id).catch(() => undefined);

@@ -7,8 +7,15 @@ import type { Options } from './options';
 import type { Deployment, SystemName, Topology } from './systems';
 import type { TokenFiles } from './tokens';
 
-/** `ratio`: switchboard/baseline of the medians must be ≥ min. `max`: switchboard's median must be ≤ value. */
-export type Target = { kind: 'ratio'; min: number } | { kind: 'max'; value: number };
+/**
+ * `ratio`: switchboard/baseline of the medians must be ≥ min. `ratioAtMost`: … ≤ max (latency).
+ * `max`: switchboard's median must be ≤ value. `overBaseline`: ≤ the baseline's median + value.
+ */
+export type Target =
+  | { kind: 'ratio'; min: number }
+  | { kind: 'ratioAtMost'; max: number }
+  | { kind: 'max'; value: number }
+  | { kind: 'overBaseline'; value: number };
 
 export interface MetricSpec {
   key: string;

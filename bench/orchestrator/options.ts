@@ -20,6 +20,8 @@ export interface Options {
   w6Connections: number;
   w6WarmupS: number;
   w6DurationS: number;
+  /** The raw relay writes each frame at once, as in the first round (for comparison; corked per turn by default). */
+  uncorkedBaseline: boolean;
 }
 
 export function parseOptions(argv: string[]): Options {
@@ -50,5 +52,6 @@ export function parseOptions(argv: string[]): Options {
     w6Connections: Number(value('w6-connections') ?? 50),
     w6WarmupS: 1,
     w6DurationS: Math.max(1, Math.round(Number(value('w6-duration') ?? (quick ? 2 : 5)))),
+    uncorkedBaseline: argv.includes('--uncorked-baseline'),
   };
 }

@@ -21,7 +21,16 @@ function fmtStat(s: Stat | undefined, unit: MetricSpec['unit'], ran: boolean): s
 
 function targetText(t: Target | undefined, unit: MetricSpec['unit']): string {
   if (t === undefined) return '';
-  return t.kind === 'ratio' ? `≥ ${t.min}×` : `≤ ${fmt(t.value, unit)}`;
+  switch (t.kind) {
+    case 'ratio':
+      return `≥ ${t.min}×`;
+    case 'ratioAtMost':
+      return `≤ ${t.max}×`;
+    case 'max':
+      return `≤ ${fmt(t.value, unit)}`;
+    case 'overBaseline':
+      return `≤ baseline + ${fmt(t.value, unit)}`;
+  }
 }
 
 
@@ -59,7 +68,7 @@ function markdown(results: WorkloadResult[], meta: Record<string, unknown>, m: R
     `Machine: ${m.nproc} CPUs (${m.cpu}), ${m.memory_gib} GiB, ${m.kernel}; node ${m.node}; ${m.redis}; ${m.gcc}; ${m.nginx}; ${m.wrk}; fd limit ${m.fd_limit}; ` +
       `load average ${String(meta.load_start)} at the start, ${String(meta.load_end)} at the end (other work on a shared machine shows here).`,
     '',
-    'Baseline: bench/baseline/raw-relay.mjs (uWebSockets.js, no JSON, no auth; two nodes: batched PUBLISH per destination per event-loop turn). ' +
+    `Baseline: bench/baseline/raw-relay.mjs (uWebSockets.js, no JSON, no auth; ${meta.uncorked === true ? 'each frame written at once (--uncorked-baseline)' : "a turn's frames per socket written corked at its end, as Switchboard's outbox does"}; two nodes: batched PUBLISH per destination per event-loop turn). ` +
       'Ratio = switchboard median / baseline median (for latency and memory, lower is better). ' +
       'Load: bench/loadgen.c (one epoll thread). ' +
       'W6 rows pair two HTTP paths measured in the same rounds and name their baseline in the title (nginx proxy_pass, or the back end direct); ' +

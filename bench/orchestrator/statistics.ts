@@ -22,9 +22,12 @@ export function evaluate(w: Pick<Workload, 'id' | 'title' | 'params' | 'metrics'
     const baseline = stat(values('raw', spec.key));
     const switchboard = stat(values('switchboard', spec.key));
     const ratio = baseline !== undefined && switchboard !== undefined && baseline.median !== 0 ? switchboard.median / baseline.median : undefined;
+    const t = spec.target;
     let met: boolean | undefined;
-    if (spec.target?.kind === 'ratio') met = ratio === undefined ? false : ratio >= spec.target.min;
-    else if (spec.target?.kind === 'max') met = switchboard === undefined ? false : switchboard.median <= spec.target.value;
+    if (t?.kind === 'ratio') met = ratio !== undefined && ratio >= t.min;
+    else if (t?.kind === 'ratioAtMost') met = ratio !== undefined && ratio <= t.max;
+    else if (t?.kind === 'max') met = switchboard !== undefined && switchboard.median <= t.value;
+    else if (t?.kind === 'overBaseline') met = switchboard !== undefined && baseline !== undefined && switchboard.median <= baseline.median + t.value;
     return { key: spec.key, label: spec.label, unit: spec.unit, baseline, switchboard, ratio, target: spec.target, met };
   });
   return { id: w.id, group, title: w.title, params: w.params, runs, metrics };

@@ -70,8 +70,14 @@ export async function startSwitchboard(name: string, redisUrl?: string, nodeArgs
   return listening(name, new Child(name, process.execPath, args, env), 'switchboard listening');
 }
 
+/** `--uncorked-baseline`: the raw relay writes each frame at once (the first round's baseline) instead of corked per turn. */
+let rawRelayFlags: string[] = [];
+export function useUncorkedBaseline(): void {
+  rawRelayFlags = ['--uncorked'];
+}
+
 async function startRaw(name: string, redisUrl?: string): Promise<Server> {
-  const args = [RAW_RELAY, '--host', HOST, '--port', '0', ...(redisUrl === undefined ? [] : ['--redis', redisUrl, '--prefix', 'raw:'])];
+  const args = [RAW_RELAY, '--host', HOST, '--port', '0', ...(redisUrl === undefined ? [] : ['--redis', redisUrl, '--prefix', 'raw:']), ...rawRelayFlags];
   return listening(name, new Child(name, process.execPath, args, { PATH: process.env.PATH, HOME: process.env.HOME }), 'raw listening');
 }
 
