@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
+import { NODE_FLAGS } from '../../src/cli/node-flags';
 import { ENV_NAMES } from '../../src/config/schema';
 import { eventually } from './eventually';
 
@@ -58,9 +59,11 @@ export function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
  * With a test context, the process is killed (SIGKILL, by PID) in teardown
  * if it is still running.
  */
-export function spawnCli(t: TestContext | undefined, env: Record<string, string>, args: string[], how: 'node' | 'shebang' = 'node'): SpawnedProcess {
-  // 'shebang': the file runs itself, as npm's installed bin does (with the flags its shebang names).
-  const [command, argv] = how === 'node' ? [process.execPath, [CLI_PATH, ...args]] : [CLI_PATH, args];
+export function spawnCli(t: TestContext | undefined, env: Record<string, string>, args: string[], how: 'node' | 'plain' | 'shebang' = 'node'): SpawnedProcess {
+  // 'node': node with the flags Switchboard runs with (node-flags.ts), as `npm start` and the image do;
+  // 'plain': node without them; 'shebang': the file runs itself, as npm's installed bin does.
+  const command = how === 'shebang' ? CLI_PATH : process.execPath;
+  const argv = how === 'shebang' ? args : [...(how === 'node' ? NODE_FLAGS : []), CLI_PATH, ...args];
   const child = spawn(command, argv, { cwd: REPO_ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid === undefined) throw new Error(`could not spawn ${CLI_PATH}`);
   const pid = child.pid;

@@ -223,7 +223,7 @@ describe('switchboard (entry point)', () => {
   test('the switchboard binary runs with the Node flags it is tuned for; plain `node` without them is warned about', async (t) => {
     const env = { JWT_SECRET: TEST_SECRET, NODE_OPTIONS: '' };
     const binary = spawnCli(t, env, ['serve'], 'shebang');
-    const plain = spawnCli(t, env, ['serve']);
+    const plain = spawnCli(t, env, ['serve'], 'plain');
     const warning = 'running without the Node flags Switchboard is tuned for: idle connections cost more memory (run the switchboard binary, or set NODE_OPTIONS)';
     for (const node of [binary, plain]) await node.waitForLine(/switchboard listening/, 10_000);
     assert.deepEqual(binary.logs.filter((l) => l.msg === warning), []);
