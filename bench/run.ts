@@ -26,6 +26,7 @@ import { profileSwitchboard, type ProfileOutput } from './orchestrator/profile';
 import { writeResults } from './orchestrator/report';
 import { runGroup } from './orchestrator/rounds';
 import type { WorkloadResult } from './orchestrator/model';
+import { stopRedisCluster } from './orchestrator/redis-cluster';
 import { stopRedis, useUncorkedBaseline } from './orchestrator/systems';
 import { profileTunnel } from './orchestrator/tunnel-profile';
 import { writeTokens } from './orchestrator/tokens';
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
   try {
     for (const group of selected) results.push(...(await ('run' in group ? group.run(o, log) : runGroup(group, o, tokens, log))));
   } finally {
-    await stopRedis();
+    await Promise.all([stopRedis(), stopRedisCluster()]);
   }
 
   let profile: ProfileOutput | undefined;

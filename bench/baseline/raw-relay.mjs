@@ -3,7 +3,8 @@
 // Switchboard's results are reported as ratios to this server, measured in the
 // same run on the same machine.
 //
-//   node bench/baseline/raw-relay.mjs [--port 0] [--host 127.0.0.1] [--redis redis://127.0.0.1:6379] [--prefix raw:] [--uncorked]
+//   node bench/baseline/raw-relay.mjs [--port 0] [--host 127.0.0.1] [--redis redis://127.0.0.1:6379 | --redis-cluster host:port,...]
+//                                     [--prefix raw:] [--uncorked]
 //
 // One /ws endpoint; the query says what a socket is:
 //   ?id=<name>              registers the socket under <name> (and, with --redis, subscribes to <prefix><name>)
@@ -25,6 +26,9 @@
 // setImmediate as one PUBLISH per destination, all in one call of the Lua
 // script Switchboard's Redis bus uses, as length-prefixed batches — the
 // technique Switchboard uses, so the comparison is about everything else.
+// On a Redis Cluster (--redis-cluster) a script call must stay in one slot, so
+// each destination's batch is one SPUBLISH (sharded pub/sub), as Switchboard's
+// bus does there.
 //
 // Prints one JSON line {"msg":"raw listening","port":N} when it listens; exits on SIGTERM/SIGINT.
 import { readFileSync } from 'node:fs';
@@ -39,6 +43,7 @@ const arg = (name, fallback) => {
 const host = arg('host', '127.0.0.1');
 const port = Number(arg('port', '0'));
 const redisUrl = arg('redis', '');
+const clusterNodes = arg('redis-cluster', '');
 const prefix = arg('prefix', 'raw:');
 const corked = !args.includes('--uncorked');
 
@@ -62,6 +67,10 @@ function flush() {
   const batches = pending;
   pending = new Map();
   const args = [];
+  if (clusterNodes !== '') {
+    for (const [to, messages] of batches) pub.spublish(prefix + to, encodeBatch(messages)).catch((error) => console.error('publish failed', error));
+    return;
+  }
   for (const [to, messages] of batches) args.push(prefix + to, encodeBatch(messages));
   pub.publishBatches(...args).catch((error) => console.error('publish failed', error));
 }
@@ -145,7 +154,7 @@ app.ws('/ws', {
     const data = ws.getUserData();
     if (data.id !== '') {
       sockets.set(data.id, ws);
-      if (sub !== undefined) sub.subscribe(prefix + data.id).catch(() => undefined);
+      if (sub !== undefined) (clusterNodes === '' ? sub.subscribe(prefix + data.id) : sub.ssubscribe(prefix + data.id)).catch(() => undefined);
     }
     if (data.sub !== '') ws.subscribe(data.sub);
     ws.send(WELCOME, false);
@@ -168,12 +177,21 @@ app.ws('/ws', {
     data.closed = true;
     if (data.id !== '' && sockets.get(data.id) === ws) {
       sockets.delete(data.id);
-      if (sub !== undefined) sub.unsubscribe(prefix + data.id).catch(() => undefined);
+      if (sub !== undefined) (clusterNodes === '' ? sub.unsubscribe(prefix + data.id) : sub.sunsubscribe(prefix + data.id)).catch(() => undefined);
     }
   },
 });
 
-if (redisUrl !== '') {
+if (clusterNodes !== '') {
+  const nodes = clusterNodes.split(',').map((hostPort) => {
+    const [h, p] = hostPort.split(':');
+    return { host: h, port: Number(p) };
+  });
+  pub = new Redis.Cluster(nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+  sub = new Redis.Cluster(nodes, { shardedSubscribers: true });
+  await Promise.all([pub.ping(), new Promise((resolve) => sub.once('ready', resolve))]);
+  sub.on('smessage', deliverBatch);
+} else if (redisUrl !== '') {
   pub = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   sub = new Redis(redisUrl, { lazyConnect: true });
   await Promise.all([pub.connect(), sub.connect()]);

@@ -3,7 +3,7 @@
 // sampled over its measured window.
 import { LOADGEN } from './paths';
 import { Child, cpuSeconds, parseJson } from './processes';
-import { redisServerPid, type Server, type SystemName } from './systems';
+import { redisPids, type Server, type SystemName } from './systems';
 import type { TokenFiles } from './tokens';
 
 export type Measurement = Record<string, number | string>;
@@ -14,7 +14,8 @@ export async function runLoadgen(args: string[], servers: Server[], timeoutS: nu
   let cpu0: number[] = [];
   let redisCpu0 = NaN;
   let redisCpu = NaN;
-  const redisPid = servers.length > 1 ? redisServerPid() : undefined;
+  const redisPidList = servers.length > 1 ? redisPids() : [];
+  const redisCpuNow = () => redisPidList.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
   let t0 = 0;
   let result: Record<string, unknown> | undefined;
   let serverCpu: number[] = [];
@@ -24,12 +25,12 @@ export async function runLoadgen(args: string[], servers: Server[], timeoutS: nu
     if (rec.phase === 'measure') {
       t0 = performance.now();
       cpu0 = servers.map((s) => cpuSeconds(s.child.pid));
-      if (redisPid !== undefined) redisCpu0 = cpuSeconds(redisPid);
+      if (redisPidList.length > 0) redisCpu0 = redisCpuNow();
       onMeasure?.();
     } else {
       const wall = (performance.now() - t0) / 1000;
       serverCpu = servers.map((s, i) => (cpuSeconds(s.child.pid) - (cpu0[i] ?? NaN)) / wall);
-      if (redisPid !== undefined) redisCpu = (cpuSeconds(redisPid) - redisCpu0) / wall;
+      if (redisPidList.length > 0) redisCpu = (redisCpuNow() - redisCpu0) / wall;
       result = rec;
     }
   });

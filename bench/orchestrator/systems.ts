@@ -1,8 +1,10 @@
 // The systems under test: the raw uWebSockets.js baseline and Switchboard,
-// deployed on one node or two nodes sharing a redis-server on a free port.
+// deployed on one node, or two nodes sharing a redis-server on a free port or
+// a local 3-master Redis Cluster (redis-cluster.ts).
 import { NODE_FLAGS } from '../../src/cli/node-flags';
 import { Child, freePort, parseJson } from './processes';
 import { HOST, RAW_RELAY, SWITCHBOARD_CLI } from './paths';
+import { ensureRedisCluster, redisClusterPids } from './redis-cluster';
 import { JWT_SECRET } from './tokens';
 
 export type SystemName = 'raw' | 'switchboard';
@@ -34,9 +36,9 @@ export async function ensureRedis(): Promise<string> {
   return redis.url;
 }
 
-/** The shared redis-server's PID, when one is running. */
-export function redisServerPid(): number | undefined {
-  return redis?.child.pid;
+/** The PIDs of the Redis servers running (the shared one, the cluster's masters), for CPU sampling. */
+export function redisPids(): number[] {
+  return [...(redis?.child.pid === undefined ? [] : [redis.child.pid]), ...redisClusterPids()];
 }
 
 /** Stops the shared redis-server; a later ensureRedis() starts a new one (the W6 profile runs after the groups). */
@@ -76,8 +78,9 @@ export function useUncorkedBaseline(): void {
   rawRelayFlags = ['--uncorked'];
 }
 
-async function startRaw(name: string, redisUrl?: string): Promise<Server> {
-  const args = [RAW_RELAY, '--host', HOST, '--port', '0', ...(redisUrl === undefined ? [] : ['--redis', redisUrl, '--prefix', 'raw:']), ...rawRelayFlags];
+async function startRaw(name: string, redisUrl?: string, clusterNodes?: string): Promise<Server> {
+  const redisArgs = clusterNodes !== undefined ? ['--redis-cluster', clusterNodes] : redisUrl !== undefined ? ['--redis', redisUrl] : [];
+  const args = [RAW_RELAY, '--host', HOST, '--port', '0', ...redisArgs, ...(redisArgs.length > 0 ? ['--prefix', 'raw:'] : []), ...rawRelayFlags];
   return listening(name, new Child(name, process.execPath, args, { PATH: process.env.PATH, HOME: process.env.HOME }), 'raw listening');
 }
 
@@ -94,11 +97,15 @@ async function listening(name: string, child: Child, msg: string): Promise<Serve
   return { name, port, child };
 }
 
-export type Topology = 'single' | 'two-node';
+export type Topology = 'single' | 'two-node' | 'two-node-cluster';
 
 export async function deploy(system: SystemName, topology: Topology): Promise<Deployment> {
   const redisUrl = topology === 'two-node' ? await ensureRedis() : undefined;
-  const start = (name: string) => (system === 'raw' ? startRaw(name, redisUrl) : startSwitchboard(name, redisUrl));
+  const clusterNodes = topology === 'two-node-cluster' ? await ensureRedisCluster() : undefined;
+  const start = (name: string) =>
+    system === 'raw'
+      ? startRaw(name, redisUrl, clusterNodes)
+      : startSwitchboard(name, redisUrl, [], clusterNodes === undefined ? {} : { REDIS_CLUSTER_NODES: clusterNodes, REDIS_PREFIX: 'bench:' });
   const nodes = topology === 'single' ? [await start(`${system}-1`)] : [await start(`${system}-recv`), await start(`${system}-send`)];
   return { system, nodes };
 }

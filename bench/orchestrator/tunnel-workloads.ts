@@ -15,7 +15,7 @@ import type { Options } from './options';
 import { describe } from './format';
 import type { MetricSpec, OwnRoundsGroup, Workload, WorkloadResult } from './model';
 import { evaluate } from './statistics';
-import { redisServerPid } from './systems';
+import { redisPids } from './systems';
 import { BIG_FILE, CALL_PREFIX, deployTunnel, undeployTunnel, WARM_FILE, withTunnelFiles, type TunnelSystems } from './tunnel-systems';
 
 type Path = 'direct' | 'nginx' | 'one' | 'two';
@@ -89,7 +89,7 @@ function servers(s: TunnelSystems, p: Path): Record<string, number> {
     case 'one':
       return { node: s.one.node.child.pid, sidecar: s.one.sidecar.pid, ...backend };
     case 'two': {
-      const redis = redisServerPid();
+      const [redis] = redisPids();
       return { node_a: s.two.nodeA.child.pid, node_b: s.two.nodeB.child.pid, sidecar: s.two.sidecar.pid, ...(redis === undefined ? {} : { redis }), ...backend };
     }
   }
