@@ -27,7 +27,12 @@
 // (`inQuestion`), until a heartbeat renews the lease or, having found it lost,
 // every holder has taken back what it held (`settled`). Sessions hold what
 // reaches them meanwhile, so that what a reclaim hands back comes first.
-// A heartbeat runs as soon as the connection is ready again, to keep that short.
+// Not while the connection to Redis is down: nothing can be kept for this
+// node's sessions that it could deliver ahead of (peers' messages cannot reach
+// it either), and local delivery must go on through an outage. A heartbeat runs
+// as soon as the connection is ready again, to keep the question short, and a
+// hold lasts at most a lease (`settled` resolves then regardless): a node that
+// cannot settle delivers late rather than never.
 //
 // Shutdown: each holder leaves with a last cleanup that says whether nothing
 // of its own is left under the lease. When the last one has left, the lease
@@ -80,7 +85,9 @@ export interface LeaseKeeperOptions {
 
 export class LeaseKeeper implements Standing {
   private readonly lease: NodeLease;
+  private readonly redis: RedisClient;
   private readonly heartbeatMs: number;
+  private readonly leaseMs: number;
   private readonly questionAfterMs: number;
   /**
    * When the standing comes into question (monotonic clock), unless a renewal confirms it before.
@@ -106,14 +113,15 @@ export class LeaseKeeper implements Standing {
   constructor(options: LeaseKeeperOptions) {
     this.logger = options.logger;
     this.heartbeatMs = Math.max(100, Math.round(options.ttlMs * HEARTBEAT_FRACTION));
-    const leaseMs = Math.round(options.ttlMs * LEASE_FRACTION);
-    this.lease = new NodeLease(options.redis, options.prefix, options.nodeId, leaseMs);
-    this.questionAfterMs = Math.round(leaseMs * QUESTION_FRACTION);
+    this.leaseMs = Math.round(options.ttlMs * LEASE_FRACTION);
+    this.redis = options.redis;
+    this.lease = new NodeLease(options.redis, options.prefix, options.nodeId, this.leaseMs);
+    this.questionAfterMs = Math.round(this.leaseMs * QUESTION_FRACTION);
     options.redis.on('ready', () => void (this.status === 'live' && this.holders.size > 0 && this.heartbeat()));
   }
 
   get inQuestion(): boolean {
-    return performance.now() >= this.questionAt;
+    return performance.now() >= this.questionAt && this.redis.status === 'ready';
   }
 
   settled(): Promise<void> {
@@ -121,7 +129,13 @@ export class LeaseKeeper implements Standing {
     if (this.whenSettled === undefined) {
       let resolve!: () => void;
       const promise = new Promise<void>((r) => (resolve = r));
-      this.whenSettled = { promise, resolve };
+      // At most a lease: see the top.
+      const timer = setTimeout(() => this.settle(), this.leaseMs).unref();
+      const settle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.whenSettled = { promise, resolve: settle };
     }
     return this.whenSettled.promise;
   }
