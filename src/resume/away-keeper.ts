@@ -34,7 +34,7 @@ export class AwayKeeper {
   /** Lookups sent, and the next whose appends may go out; appends ready out of turn wait here. */
   private looked = 0;
   private turn = 0;
-  private readonly waiting = new Map<number, () => void>();
+  private readonly waiting = new Map<number, () => unknown>();
 
   /**
    * Keeps a direct message or event for `user`'s away sessions (of `device` only, when named):
@@ -56,23 +56,27 @@ export class AwayKeeper {
   private inTurn<T>(lookup: MaybePromise<string[]>, act: (sessions: string[]) => MaybePromise<T>): MaybePromise<T> {
     if (!(lookup instanceof Promise)) return act(lookup); // one process: answered at once, in order
     const ticket = this.looked++;
-    const answered = lookup.then(
-      (sessions) => () => act(sessions),
-      (error: unknown) => (): never => {
-        throw error;
-      },
-    );
-    return answered.then(
-      (run) =>
-        new Promise<T>((resolve, reject) => {
-          // The executor catches what `run` throws: the loop below goes on for the others.
-          this.waiting.set(ticket, () => void new Promise<T>((r) => r(run())).then(resolve, reject));
-          for (let next = this.waiting.get(this.turn); next !== undefined; next = this.waiting.get(this.turn)) {
-            this.waiting.delete(this.turn++);
-            next();
-          }
+    return lookup.then(
+      (sessions) => this.whenTurn(ticket, () => act(sessions)),
+      (error: unknown) =>
+        this.whenTurn(ticket, (): never => {
+          throw error;
         }),
     );
+  }
+
+  /** Runs `run` now when it is `ticket`'s turn (nearly always), else once the turns before it ran; then the turns after it. */
+  private whenTurn<T>(ticket: number, run: () => MaybePromise<T>): MaybePromise<T> {
+    if (ticket !== this.turn) return new Promise<T>((resolve, reject) => this.waiting.set(ticket, () => new Promise<T>((r) => r(run())).then(resolve, reject)));
+    this.turn++;
+    try {
+      return run();
+    } finally {
+      for (let next = this.waiting.get(this.turn); next !== undefined; next = this.waiting.get(this.turn)) {
+        this.waiting.delete(this.turn++);
+        next();
+      }
+    }
   }
 
   /** Appends to one session, counting the outcome; what the caller does with 'live' is its business. */

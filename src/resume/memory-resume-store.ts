@@ -86,18 +86,18 @@ export class MemoryResumeStore implements ResumeStore {
 
   open(id: string, user: string, device: string, state: ResumeState = EMPTY_STATE): Promise<Claim> {
     if (this.table.sessions.has(id)) return Promise.reject(new Error(`resume session ${id} exists already`));
-    this.table.sessions.set(id, { user, device, status: 'live', node: this.node, epoch: 1, seq: 0, overflow: false, state: copy(state), buffer: [], taken: 0 });
+    this.table.sessions.set(id, this.held(user, device, 'live', 1, state));
     return Promise.resolve({ session: id, user, device, epoch: 1 });
   }
 
   save(claim: Claim, state: ResumeState): Promise<boolean> {
-    const session = this.held(claim);
+    const session = this.heldBy(claim);
     if (session !== undefined) session.state = copy(state);
     return Promise.resolve(session !== undefined);
   }
 
   away(claim: Claim, state?: ResumeState): Promise<boolean> {
-    const session = this.held(claim);
+    const session = this.heldBy(claim);
     if (session === undefined) return Promise.resolve(false);
     // Unlisted under the state it was listed with (a session sent away mid-resume), listed again under the new one.
     this.table.unlist(claim.session, session);
@@ -118,10 +118,9 @@ export class MemoryResumeStore implements ResumeStore {
   /** In one process a node's hold never lapses by itself; this is the same step as in Redis, for the contract. */
   reclaim(claim: Claim, resuming: boolean): Promise<ReclaimResult> {
     const { session: id, user, device, epoch } = claim;
-    let session = this.table.sessions.get(id);
+    const session = this.table.sessions.get(id);
     if (session === undefined) {
-      session = { user, device, status: resuming ? 'resuming' : 'live', node: this.node, epoch, seq: 0, overflow: false, state: copy(EMPTY_STATE), buffer: [], taken: 0 };
-      this.table.sessions.set(id, session);
+      this.table.sessions.set(id, this.held(user, device, resuming ? 'resuming' : 'live', epoch, EMPTY_STATE));
       return Promise.resolve({ reclaimed: true, messages: [] });
     }
     if (session.epoch !== epoch || (session.status === 'away' && session.released === undefined)) return Promise.resolve({ reclaimed: false });
@@ -175,7 +174,7 @@ export class MemoryResumeStore implements ResumeStore {
   }
 
   back(claim: Claim): Promise<BackResult> {
-    const session = this.held(claim);
+    const session = this.heldBy(claim);
     if (session?.status !== 'resuming') return Promise.resolve({ back: false, reason: 'taken' });
     if (session.overflow) {
       this.table.remove(claim.session);
@@ -190,7 +189,7 @@ export class MemoryResumeStore implements ResumeStore {
   }
 
   end(claim: Claim): Promise<boolean> {
-    if (this.held(claim) === undefined) return Promise.resolve(false);
+    if (this.heldBy(claim) === undefined) return Promise.resolve(false);
     this.table.remove(claim.session);
     return Promise.resolve(true);
   }
@@ -208,8 +207,13 @@ export class MemoryResumeStore implements ResumeStore {
     return Promise.resolve();
   }
 
+  /** A session this node holds, with nothing kept yet (opened, or opened again by a reclaim). */
+  private held(user: string, device: string, status: 'live' | 'resuming', epoch: number, state: ResumeState): Session {
+    return { user, device, status, node: this.node, epoch, seq: 0, overflow: false, state: copy(state), buffer: [], taken: 0 };
+  }
+
   /** The session if `claim` still holds it (not away, same epoch). */
-  private held(claim: Claim): Session | undefined {
+  private heldBy(claim: Claim): Session | undefined {
     const session = this.table.sessions.get(claim.session);
     return session !== undefined && session.status !== 'away' && session.epoch === claim.epoch ? session : undefined;
   }

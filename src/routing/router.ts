@@ -243,9 +243,7 @@ export class Router {
       delivered++;
     }
     if (delivered > 0) this.metrics.deliveredLocal.observe((performance.now() - started) / 1000);
-    const channel = device === undefined ? channels.user(to) : channels.device(to, device);
-    const signal = new DirectSignal(this.metrics, this.keeper, from, id, type, to, device, messageId, frame, started, delivered > 0);
-    this.link.publishThen(channel, { k: 'dm', o: this.nodeId, s: from.id, t: type, m: messageId }, frame, signal);
+    new DirectSignal(this.metrics, this.keeper, from, id, type, to, device, messageId, frame, started, delivered > 0).publish(this.link);
   }
 
   // ── what the store changed by itself ────────────────────────────────────
@@ -285,7 +283,7 @@ export class Router {
       channel = channels.room(target.room);
     } else {
       local = this.local.recipientsOf(target.user, target.device);
-      channel = target.device === undefined ? channels.user(target.user) : channels.device(target.user, target.device);
+      channel = directChannel(target.user, target.device);
     }
     for (const r of local) r.deliver(frame, 'event', id);
     const header: Envelope = { k: 'event', o: this.nodeId, m: id };
@@ -296,6 +294,11 @@ export class Router {
     else if ('user' in target && local.length === 0 && remote === 0 && (await this.keeper.forUser(target.user, target.device, id, frame)) === 'live')
       await this.link.publish(channel, header, frame);
   }
+}
+
+/** Where a message for `user` goes: all of the user's devices, or the one named. */
+function directChannel(user: string, device: string | undefined): string {
+  return device === undefined ? channels.user(user) : channels.device(user, device);
 }
 
 function connection(r: Recipient, node: string): DeviceConnection {
@@ -347,10 +350,13 @@ class DirectSignal extends Publication {
    * resume) after the publish, and its new connection did not hear it. Published once more, to it.
    */
   private publishAgain(): void {
-    const link = this.link;
-    if (this.again || link === undefined) return this.from.relayed('peer_offline', this.id, this.to);
+    if (this.again || this.link === undefined) return this.from.relayed('peer_offline', this.id, this.to);
     this.again = true;
-    const channel = this.device === undefined ? channels.user(this.to) : channels.device(this.to, this.device);
-    link.publishThen(channel, { k: 'dm', o: link.nodeId, s: this.from.id, t: this.type, m: this.messageId }, this.frame, this);
+    this.publish(this.link);
+  }
+
+  /** Publishes the message to its recipient's channel (the user's, or the named device's). */
+  publish(link: BusLink): void {
+    link.publishThen(directChannel(this.to, this.device), { k: 'dm', o: link.nodeId, s: this.from.id, t: this.type, m: this.messageId }, this.frame, this);
   }
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { eventually } from './eventually';
 import { freePort } from './redis';
-import { redisCli, redisCliLines, sentinelConf } from './redis-topologies';
+import { killAndWait, redisCli, redisCliLines, sentinelConf } from './redis-topologies';
 
 const HOST = '127.0.0.1';
 const NAME = 'mymaster';
@@ -98,17 +98,4 @@ export async function startRedisFailover(t: TestContext, sentinelCount = 1): Pro
       masterPort = next;
     },
   };
-}
-
-async function killAndWait(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  try {
-    process.kill(child.pid, 'SIGKILL');
-  } catch (error) {
-    // ESRCH: it exited between the check and the kill.
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-    return;
-  }
-  await exited;
 }

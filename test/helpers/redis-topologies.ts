@@ -71,21 +71,22 @@ class Processes {
   }
 
   async killAll(): Promise<void> {
-    await Promise.all(
-      this.children.map(async (child) => {
-        if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        try {
-          process.kill(child.pid, 'SIGKILL');
-        } catch (error) {
-          // ESRCH: it exited between the check and the kill.
-          if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-          return;
-        }
-        await exited;
-      }),
-    );
+    await Promise.all(this.children.map(killAndWait));
   }
+}
+
+/** SIGKILLs `child` by PID unless it has exited, and resolves once it has. */
+export async function killAndWait(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    process.kill(child.pid, 'SIGKILL');
+  } catch (error) {
+    // ESRCH: it exited between the check and the kill.
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+    return;
+  }
+  await exited;
 }
 
 /** A private temp dir plus a process list, both cleaned up in t.after (also when setup fails half way). */
