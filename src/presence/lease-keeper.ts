@@ -156,6 +156,15 @@ export class LeaseKeeper implements Standing {
     return this.lease.id;
   }
 
+  /**
+   * The connection to Redis has been ready for a whole heartbeat interval: every peer that
+   * reconnected with this node has renewed by now (each heartbeats as soon as it is ready), so
+   * what Redis says of them is theirs again, not what an outage left.
+   */
+  get upForAHeartbeat(): boolean {
+    return this.lease.connectedForMs() >= this.heartbeatMs;
+  }
+
   /** Whether each lease is live, by Redis's clock. */
   live(leases: readonly string[]): Promise<boolean[]> {
     return this.lease.live(leases);

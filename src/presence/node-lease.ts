@@ -90,8 +90,13 @@ export class NodeLease {
    * moment to renew before its peers may judge it dead.
    */
   async claimExpired(limit: number): Promise<string[]> {
-    if (performance.now() - this.connectedSince < this.leaseMs) return [];
+    if (this.connectedForMs() < this.leaseMs) return [];
     return this.redis.sbClaimExpired(this.leasesKey, this.reapingKey, this.id, this.leaseMs, limit);
+  }
+
+  /** How long the Redis connection has been ready (since it last became so). */
+  connectedForMs(): number {
+    return performance.now() - this.connectedSince;
   }
 
   /** Whether each lease is live (held and unexpired), by Redis's clock. */

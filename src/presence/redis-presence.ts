@@ -189,7 +189,9 @@ export class RedisPresence implements PresenceStore, LeaseHolder {
       this.outage = true;
       throw error;
     }
-    if (this.outage) {
+    // Watchers re-read their users' states only once peers had a heartbeat to write theirs again:
+    // earlier, a user who stayed on a peer that has not renewed yet would be told offline, then online.
+    if (this.outage && this.lease.upForAHeartbeat) {
       this.outage = false;
       await this.emit({ ...noChanges(), recovered: true });
     }
