@@ -15,6 +15,15 @@
 //            each waits for its first frame; prints {"ready":K} and holds them
 //            until stdin closes (or --hold-s passes).
 //   connect  open + upgrade + first frame + close, C at a time, for D seconds.
+//   setup    N callee sockets (--port) and N callers (--port2); each pair runs
+//            WebRTC call setups: the caller sends an offer (--size bytes of
+//            payload) and --candidates candidates (--cand-size) at once, the
+//            callee answers the offer's arrival with an answer and as many
+//            candidates; every frame is acknowledged (--ack-marker). A setup is
+//            done when both sides have every ack and every frame of the other;
+//            its time runs from the offer sent to that moment. Closed loop (each
+//            pair starts its next setup at once) or, with --rate, R setups/s
+//            started on idle pairs. Reports setups/s and setup-time percentiles.
 //
 // The same binary drives every system under test: paths and frames are
 // templates. {i} is the connection's index, {tok} the i-th line of a token
@@ -131,7 +140,7 @@ static void base64(const unsigned char *in, int n, char *out) {
 
 // ── options ───────────────────────────────────────────────────────────────
 
-enum mode { M_RELAY, M_FANOUT, M_IDLE, M_CONNECT };
+enum mode { M_RELAY, M_FANOUT, M_IDLE, M_CONNECT, M_SETUP };
 
 static struct {
   enum mode mode;
@@ -149,6 +158,10 @@ static struct {
   int sources;
   int concurrency;
   int max_inflight;  // open loop: cap per sender
+  int index_base;    // idle: {i} of connection k is index_base + k (several idle processes, distinct users)
+  // setup mode: the frames' templates (caller: offer and candidate; callee: answer and candidate)
+  const char *offer_fmt, *cand_fmt, *answer_fmt, *cand_back_fmt, *ack_marker;
+  int candidates, cand_size;
 } opt;
 
 static char **read_lines(const char *file, int *n) {
@@ -170,6 +183,12 @@ static char **read_lines(const char *file, int *n) {
   *n = cnt;
   return lines;
 }
+
+// A frame template split once around {p}: a frame is prefix + payload + suffix.
+typedef struct tpl {
+  char *pre, *suf;
+  size_t pre_len, suf_len;
+} tpl_t;
 
 // Expands {i} and {tok} (and leaves {p} alone) into a new string.
 static char *expand(const char *tpl, int i, char **tokens, int n_tokens) {
@@ -199,9 +218,9 @@ static char *expand(const char *tpl, int i, char **tokens, int n_tokens) {
   return out;
 }
 
-// ── latency histogram: 1 µs buckets up to ~1 s, then one overflow bucket ──
+// ── latency histogram: 1 µs buckets up to ~4 s, then one overflow bucket ──
 
-#define HIST_N (1 << 20)
+#define HIST_N (1 << 22)
 static uint32_t *hist;
 static uint64_t hist_count, hist_overflow, hist_max_us;
 
@@ -251,8 +270,7 @@ typedef struct conn {
   int dirty;
   int inflight;
   uint64_t last_progress;
-  char *pre, *suf;  // the send template around {p}, with {i} expanded
-  size_t pre_len, suf_len;
+  tpl_t tpl;  // the send template, with {i} expanded
 } conn_t;
 
 static int ep;
@@ -351,19 +369,36 @@ static void ws_text(conn_t *c, const char *text) {
   ws_frame(c, 1, &text, &len, 1);
 }
 
-static char *padding;  // 'x' * size
+static char *padding;  // 'x' * the largest payload size
 static uint64_t pub_seq;
 
-// Sends one payload message from sender/publisher c, stamped now.
-static void send_payload(conn_t *c, uint64_t seq) {
+// Appends one frame of template t from c whose payload is stamped now with seq and padded to size bytes.
+static void send_stamped(conn_t *c, const tpl_t *t, uint64_t seq, int size) {
   char head[24];
   put_hex(head, now_ns(), 16);
   put_hex(head + 16, seq, 8);
-  const char *parts[4] = {c->pre, head, padding, c->suf};
-  size_t lens[4] = {c->pre_len, 24, (size_t)opt.size - 24, c->suf_len};
+  const char *parts[4] = {t->pre, head, padding, t->suf};
+  size_t lens[4] = {t->pre_len, 24, (size_t)size - 24, t->suf_len};
   ws_frame(c, 1, parts, lens, 4);
-  c->inflight++;
   st.sent++;
+}
+
+// Sends one payload message from sender/publisher c, stamped now.
+static void send_payload(conn_t *c, uint64_t seq) {
+  send_stamped(c, &c->tpl, seq, opt.size);
+  c->inflight++;
+}
+
+// Splits fmt around {p} and expands {i} = i in both halves.
+static tpl_t split_template(const char *fmt, int i) {
+  const char *pp = strstr(fmt, "{p}");
+  if (!pp) die("the frame template %s needs {p}", fmt);
+  char *pre = strndup(fmt, (size_t)(pp - fmt));
+  tpl_t t = {.pre = expand(pre, i, NULL, 0), .suf = expand(pp + 3, i, NULL, 0)};
+  free(pre);
+  t.pre_len = strlen(t.pre);
+  t.suf_len = strlen(t.suf);
+  return t;
 }
 
 static void ep_mod(conn_t *c, int out) {
@@ -478,7 +513,10 @@ static const char *path_of(conn_t *c) {
   static char *last;
   free(last);
   if (c->role == R_SEND || c->role == R_PUB) last = expand(opt.send_path, c->idx, opt.send_tokens, opt.n_send_tokens);
-  else last = expand(opt.recv_path, c->role == R_CONNECT ? (int)(c->attempt % 1000000007u) : c->idx, opt.recv_tokens, opt.n_recv_tokens);
+  else {
+    int i = c->role == R_CONNECT ? (int)(c->attempt % 1000000007u) : c->role == R_IDLE ? opt.index_base + c->idx : c->idx;
+    last = expand(opt.recv_path, i, opt.recv_tokens, opt.n_recv_tokens);
+  }
   return last;
 }
 
@@ -667,24 +705,93 @@ static void fill_window(conn_t *c) {
 #define RING (1 << 16)
 static uint32_t *ring;
 
+// Finds the stamp (16 hex ns + 8 hex seq) after --marker (or at the start); 0 when found.
+static int find_stamp(const unsigned char *data, size_t len, uint64_t *ts, uint64_t *seq) {
+  const unsigned char *p = data;
+  size_t ml = opt.marker ? strlen(opt.marker) : 0;
+  if (ml) {
+    p = memmem(data, len, opt.marker, ml);
+    if (!p) return -1;
+    p += ml;
+  }
+  if ((size_t)(data + len - p) < 24 || get_hex((const char *)p, 16, ts) || get_hex((const char *)p + 16, 8, seq)) return -1;
+  return 0;
+}
+
+// ── setup mode: one call setup per pair at a time ──
+
+typedef struct call {
+  uint64_t t0;    // when the offer went out; 0 while the pair is idle
+  uint32_t seq;   // this pair's setup number, carried in every payload: frames of an abandoned setup are not counted
+  int caller_acks, callee_acks, caller_got, callee_got;
+  int dead;       // a setup that stalled retires its pair (acks carry no setup number to tell them apart)
+} call_t;
+
+static call_t *calls;
+static tpl_t *setup_tpls;  // per pair: [0] offer, [1] caller's candidate, [2] answer, [3] callee's candidate
+static uint64_t setups, setups_failed;
+
+static void start_call(int i, uint64_t now) {
+  call_t *k = &calls[i];
+  conn_t *caller = &send_conns[i];
+  if (k->dead || k->t0 || caller->fd < 0) return;
+  *k = (call_t){.t0 = now, .seq = k->seq + 1};
+  send_stamped(caller, &setup_tpls[4 * i], k->seq, opt.size);
+  for (int n = 0; n < opt.candidates; n++) send_stamped(caller, &setup_tpls[4 * i + 1], k->seq, opt.cand_size);
+}
+
+static void on_setup_frame(conn_t *c, const unsigned char *data, size_t len, uint64_t now) {
+  int i = c->idx, is_caller = c->role == R_SEND;
+  call_t *k = &calls[i];
+  if (memmem(data, len, opt.ack_marker, strlen(opt.ack_marker))) {
+    if (!k->t0) {
+      st.late++;
+      return;
+    }
+    if (is_caller) k->caller_acks++;
+    else k->callee_acks++;
+  } else if (memmem(data, len, "\"error\"", 7)) {
+    note_error("setup", data, len);
+    return;
+  } else {
+    uint64_t ts, seq;
+    if (find_stamp(data, len, &ts, &seq)) {
+      st.other_frames++;
+      return;
+    }
+    if (!k->t0 || seq != k->seq) {
+      st.late++;
+      return;
+    }
+    if (measuring) st.msgs++;
+    if (is_caller) k->caller_got++;
+    else if (++k->callee_got == 1) {  // the offer arrived (order is kept per pair): answer it, then trickle candidates
+      send_stamped(c, &setup_tpls[4 * i + 2], k->seq, opt.size);
+      for (int n = 0; n < opt.candidates; n++) send_stamped(c, &setup_tpls[4 * i + 3], k->seq, opt.cand_size);
+    }
+  }
+  int per_side = 1 + opt.candidates;
+  if (k->caller_acks < per_side || k->callee_acks < per_side || k->caller_got < per_side || k->callee_got < per_side) return;
+  if (measuring) {
+    setups++;
+    hist_add(now - k->t0);
+  }
+  k->t0 = 0;
+  if (sending && opt.rate <= 0) start_call(i, now);
+}
+
 static void on_payload(conn_t *c, const unsigned char *data, size_t len, uint64_t now) {
+  if (opt.mode == M_SETUP) {
+    on_setup_frame(c, data, len, now);
+    return;
+  }
   if (c->role == R_SEND || c->role == R_PUB) {
     st.other_frames++;
     if (memmem(data, len, "\"error\"", 7)) note_error("sender got", data, len);
     return;
   }
-  const unsigned char *p = data;
-  size_t ml = opt.marker ? strlen(opt.marker) : 0;
-  if (ml) {
-    p = memmem(data, len, opt.marker, ml);
-    if (!p) {
-      st.other_frames++;
-      return;
-    }
-    p += ml;
-  }
   uint64_t ts, seq;
-  if ((size_t)(data + len - p) < 24 || get_hex((const char *)p, 16, &ts) || get_hex((const char *)p + 16, 8, &seq)) {
+  if (find_stamp(data, len, &ts, &seq)) {
     st.other_frames++;
     return;
   }
@@ -743,6 +850,8 @@ static void open_more(void) {
           break;
         }
       if (!c) return;
+      // Each attempt presents a token of its own: running out would let a token cache help, so it is an error.
+      if (opt.n_recv_tokens > 0 && conn_attempts >= (uint64_t)opt.n_recv_tokens) die("connect: all %d tokens used; give more", opt.n_recv_tokens);
       c->attempt = conn_attempts++;
       conn_start(c, port_of(c));
     }
@@ -756,7 +865,9 @@ static void start_sending(uint64_t now) {
   sending = 1;
   t_run_start = now;
   if (opt.rate > 0) return;
-  if (opt.mode == M_RELAY)
+  if (opt.mode == M_SETUP)
+    for (int i = 0; i < n_send; i++) start_call(i, now);
+  else if (opt.mode == M_RELAY)
     for (int i = 0; i < n_send; i++) fill_window(&send_conns[i]);
   else {
     conn_t *pub = &send_conns[0];
@@ -770,7 +881,27 @@ static void start_sending(uint64_t now) {
 
 static uint64_t rate_sent, rr;
 
+// Open loop in setup mode: a setup is due every 1/rate s, started on the next idle pair (skipped when none is).
+static void pace_setups(uint64_t now) {
+  uint64_t due = (uint64_t)(opt.rate * (double)(now - t_run_start) / 1e9);
+  while (rate_sent < due) {
+    rate_sent++;
+    int started = 0;
+    for (int tried = 0; tried < n_send && !started; tried++) {
+      int i = (int)(rr++ % (uint64_t)n_send);
+      if (calls[i].dead || calls[i].t0 || send_conns[i].fd < 0) continue;
+      start_call(i, now);
+      started = 1;
+    }
+    if (!started) st.skipped++;
+  }
+}
+
 static void pace(uint64_t now) {
+  if (opt.mode == M_SETUP) {
+    pace_setups(now);
+    return;
+  }
   uint64_t due = (uint64_t)(opt.rate * (double)(now - t_run_start) / 1e9);
   while (rate_sent < due) {
     int tried = 0;
@@ -798,6 +929,15 @@ static void check_stalls(uint64_t now) {
   if (now - last_stall_check < 200000000ull) return;
   last_stall_check = now;
   uint64_t limit = (uint64_t)(opt.stall_s * 1e9);
+  if (opt.mode == M_SETUP) {
+    for (int i = 0; i < n_send; i++)
+      if (calls[i].t0 && calls[i].t0 + limit < now) {
+        setups_failed++;
+        calls[i].t0 = 0;
+        calls[i].dead = 1;
+      }
+    return;
+  }
   for (int i = 0; i < n_send; i++) {
     conn_t *s = &send_conns[i];
     if (s->fd < 0 || s->inflight == 0 || s->last_progress + limit > now) continue;
@@ -856,11 +996,12 @@ static void tick(uint64_t now) {
       return;
     case P_WARM:
       if (opt.rate > 0) pace(now);
-      else check_stalls(now);
+      if (opt.rate <= 0 || opt.mode == M_SETUP) check_stalls(now);
       if (since_phase >= opt.warmup) {
         phase = P_MEASURE;
         t_phase = t_measure_start = now;
         st.msgs = st.sent = st.lost = st.late = st.skipped = st.other_frames = st.errors = st.publishes = 0;
+        setups = 0;  // setups_failed counts the whole run: a stalled setup is a failure whenever it happens
         hist_reset();
         measuring = 1;
         cpu_at_measure = cpu_seconds();
@@ -870,7 +1011,7 @@ static void tick(uint64_t now) {
       return;
     case P_MEASURE:
       if (opt.rate > 0) pace(now);
-      else check_stalls(now);
+      if (opt.rate <= 0 || opt.mode == M_SETUP) check_stalls(now);
       if (since_phase >= opt.duration) {
         measuring = 0;
         sending = 0;
@@ -888,12 +1029,14 @@ static void tick(uint64_t now) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: loadgen --mode relay|fanout|idle|connect --port P [--port2 P2] [--host 127.0.0.1]\n"
+          "usage: loadgen --mode relay|fanout|idle|connect|setup --port P [--port2 P2] [--host 127.0.0.1]\n"
           "  --count N (pairs | members | connections)  --window W  --size BYTES  --rate MSGS_PER_S\n"
           "  --duration S  --warmup S  --settle-ms MS  --hold-s S  --setup-timeout S  --stall-s S\n"
           "  --recv-path TPL  --send-path TPL  --recv-tokens FILE  --send-tokens FILE\n"
           "  --send-fmt TPL  --join-fmt FRAME  --ready-marker STR  --marker STR\n"
-          "  --sources X (bind to 127.0.0.1..127.0.0.X)  --concurrency C  --max-inflight N\n");
+          "  --sources X (bind to 127.0.0.1..127.0.0.X)  --concurrency C  --max-inflight N  --index-base B (idle)\n"
+          "  setup: --offer-fmt TPL --cand-fmt TPL (caller)  --answer-fmt TPL --cand-back-fmt TPL (callee)\n"
+          "         --candidates K (10)  --cand-size BYTES (200)  --ack-marker STR\n");
   exit(2);
 }
 
@@ -915,6 +1058,10 @@ int main(int argc, char **argv) {
   opt.send_path = "/ws?id=s{i}&to=r{i}";
   opt.send_fmt = "{p}";
   opt.marker = "";
+  opt.offer_fmt = opt.cand_fmt = opt.answer_fmt = opt.cand_back_fmt = "{p}";
+  opt.ack_marker = "\"type\":\"ack\"";
+  opt.candidates = 10;
+  opt.cand_size = 200;
   int mode_set = 0;
   static struct option longopts[] = {
       {"mode", 1, 0, 'm'},          {"host", 1, 0, 'h'},          {"port", 1, 0, 'p'},          {"port2", 1, 0, 'P'},
@@ -923,7 +1070,9 @@ int main(int argc, char **argv) {
       {"setup-timeout", 1, 0, 'T'}, {"stall-s", 1, 0, 'L'},       {"recv-path", 1, 0, 'a'},     {"send-path", 1, 0, 'b'},
       {"recv-tokens", 1, 0, 'A'},   {"send-tokens", 1, 0, 'B'},   {"send-fmt", 1, 0, 'f'},      {"join-fmt", 1, 0, 'j'},
       {"ready-marker", 1, 0, 'R'},  {"marker", 1, 0, 'k'},        {"sources", 1, 0, 'x'},       {"concurrency", 1, 0, 'c'},
-      {"max-inflight", 1, 0, 'I'},  {0, 0, 0, 0}};
+      {"max-inflight", 1, 0, 'I'},  {"index-base", 1, 0, 'i'},    {"offer-fmt", 1, 0, 'o'},     {"cand-fmt", 1, 0, 'C'},
+      {"answer-fmt", 1, 0, 'O'},    {"cand-back-fmt", 1, 0, 'D'}, {"candidates", 1, 0, 'K'},    {"cand-size", 1, 0, 'z'},
+      {"ack-marker", 1, 0, 'Q'},    {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (ch) {
@@ -933,6 +1082,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(optarg, "fanout")) opt.mode = M_FANOUT;
         else if (!strcmp(optarg, "idle")) opt.mode = M_IDLE;
         else if (!strcmp(optarg, "connect")) opt.mode = M_CONNECT;
+        else if (!strcmp(optarg, "setup")) opt.mode = M_SETUP;
         else usage();
         break;
       case 'h': snprintf(opt.host, sizeof opt.host, "%s", optarg); break;
@@ -959,12 +1109,22 @@ int main(int argc, char **argv) {
       case 'x': opt.sources = atoi(optarg); break;
       case 'c': opt.concurrency = atoi(optarg); break;
       case 'I': opt.max_inflight = atoi(optarg); break;
+      case 'i': opt.index_base = atoi(optarg); break;
+      case 'o': opt.offer_fmt = optarg; break;
+      case 'C': opt.cand_fmt = optarg; break;
+      case 'O': opt.answer_fmt = optarg; break;
+      case 'D': opt.cand_back_fmt = optarg; break;
+      case 'K': opt.candidates = atoi(optarg); break;
+      case 'z': opt.cand_size = atoi(optarg); break;
+      case 'Q': opt.ack_marker = optarg; break;
       default: usage();
     }
   }
   if (!mode_set || opt.port <= 0 || opt.count <= 0 || opt.window <= 0 || opt.concurrency <= 0) usage();
   if (opt.port2 <= 0) opt.port2 = opt.port;
   if (opt.size < 24) opt.size = 24;
+  if (opt.cand_size < 24) opt.cand_size = 24;
+  if (opt.candidates < 0) die("--candidates must be 0 or more");
   if (opt.sources < 1 || opt.sources > 250) die("--sources must be 1..250");
   struct in_addr a;
   if (inet_pton(AF_INET, opt.host, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127) die("only loopback (127.0.0.0/8) hosts are allowed");
@@ -974,33 +1134,36 @@ int main(int argc, char **argv) {
   hist = calloc(HIST_N, sizeof(uint32_t));
   ring = calloc(RING, sizeof(uint32_t));
   gbuf = xmalloc(GBUF_CAP);
-  padding = xmalloc((size_t)opt.size);
-  memset(padding, 'x', (size_t)opt.size);
+  size_t pad = (size_t)(opt.size > opt.cand_size ? opt.size : opt.cand_size);
+  padding = xmalloc(pad);
+  memset(padding, 'x', pad);
   if (!hist || !ring) die("out of memory");
   ep = epoll_create1(EPOLL_CLOEXEC);
 
   switch (opt.mode) {
-    case M_RELAY: n_recv = n_send = opt.count; break;
+    case M_RELAY:
+    case M_SETUP: n_recv = n_send = opt.count; break;
     case M_FANOUT: n_recv = opt.count; n_send = 1; break;
     case M_IDLE: n_recv = opt.count; n_send = 0; break;
     case M_CONNECT: n_recv = opt.concurrency; n_send = 0; break;
   }
   recv_conns = calloc((size_t)n_recv, sizeof(conn_t));
   send_conns = calloc(n_send ? (size_t)n_send : 1, sizeof(conn_t));
-  enum role rrole = opt.mode == M_RELAY ? R_RECV : opt.mode == M_FANOUT ? R_MEMBER : opt.mode == M_IDLE ? R_IDLE : R_CONNECT;
+  enum role rrole = opt.mode == M_RELAY || opt.mode == M_SETUP ? R_RECV : opt.mode == M_FANOUT ? R_MEMBER : opt.mode == M_IDLE ? R_IDLE : R_CONNECT;
   for (int i = 0; i < n_recv; i++) recv_conns[i] = (conn_t){.fd = -1, .state = S_FREE, .role = rrole, .idx = i};
   // The send template is split once around {p}: a message is prefix + payload + suffix.
-  const char *pp = strstr(opt.send_fmt, "{p}");
-  if (!pp && n_send) die("--send-fmt needs {p}");
   for (int i = 0; i < n_send; i++) {
     conn_t *c = &send_conns[i];
-    *c = (conn_t){.fd = -1, .state = S_FREE, .role = opt.mode == M_RELAY ? R_SEND : R_PUB, .idx = i};
-    char *pre = strndup(opt.send_fmt, (size_t)(pp - opt.send_fmt));
-    c->pre = expand(pre, i, NULL, 0);
-    c->suf = expand(pp + 3, i, NULL, 0);
-    free(pre);
-    c->pre_len = strlen(c->pre);
-    c->suf_len = strlen(c->suf);
+    *c = (conn_t){.fd = -1, .state = S_FREE, .role = opt.mode == M_FANOUT ? R_PUB : R_SEND, .idx = i};
+    if (opt.mode != M_SETUP) c->tpl = split_template(opt.send_fmt, i);
+  }
+  if (opt.mode == M_SETUP) {
+    calls = calloc((size_t)opt.count, sizeof(call_t));
+    setup_tpls = xmalloc(sizeof(tpl_t) * 4 * (size_t)opt.count);
+    if (!calls) die("out of memory");
+    const char *fmts[4] = {opt.offer_fmt, opt.cand_fmt, opt.answer_fmt, opt.cand_back_fmt};
+    for (int i = 0; i < opt.count; i++)
+      for (int f = 0; f < 4; f++) setup_tpls[4 * i + f] = split_template(fmts[f], i);
   }
   if (opt.mode == M_IDLE) {
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
@@ -1066,6 +1229,17 @@ int main(int argc, char **argv) {
   if (opt.mode == M_IDLE) return 0;  // exit closes every socket
   double secs = (double)(t_measure_end - t_measure_start) / 1e9;
   double cpu = (cpu_seconds() - cpu_at_measure) / secs;
+  if (opt.mode == M_SETUP) {
+    printf("{\"mode\":\"setup\",\"count\":%d,\"candidates\":%d,\"rate\":%.0f,\"duration_s\":%.3f,\"setups\":%llu,\"setups_per_s\":%.1f,"
+           "\"msgs_per_s\":%.1f,\"p50_us\":%.0f,\"p90_us\":%.0f,\"p99_us\":%.0f,\"p999_us\":%.0f,\"max_us\":%llu,\"setups_failed\":%llu,"
+           "\"skipped\":%llu,\"late\":%llu,\"other_frames\":%llu,\"errors\":%llu,\"closed\":%d,\"setup_s\":%.3f,\"loadgen_cpu\":%.3f,"
+           "\"first_error\":\"%s\"}\n",
+           opt.count, opt.candidates, opt.rate, secs, (unsigned long long)setups, (double)setups / secs, (double)st.msgs / secs,
+           hist_pct(0.5), hist_pct(0.9), hist_pct(0.99), hist_pct(0.999), (unsigned long long)hist_max_us, (unsigned long long)setups_failed,
+           (unsigned long long)st.skipped, (unsigned long long)st.late, (unsigned long long)st.other_frames, (unsigned long long)st.errors,
+           st.closed_unexpectedly, (double)(t_run_start - t_setup_start) / 1e9, cpu, first_error);
+    return 0;
+  }
   if (opt.mode == M_CONNECT) {
     printf("{\"mode\":\"connect\",\"concurrency\":%d,\"sources\":%d,\"duration_s\":%.3f,\"connects\":%llu,\"connects_per_s\":%.1f,"
            "\"failures\":%llu,\"loadgen_cpu\":%.3f,\"first_error\":\"%s\"}\n",

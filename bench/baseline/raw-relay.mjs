@@ -10,6 +10,8 @@
 //   ?id=<name>              registers the socket under <name> (and, with --redis, subscribes to <prefix><name>)
 //   &to=<name>              every frame from it is forwarded unchanged to socket <name>: a local
 //                           socket directly; otherwise (with --redis) published on <prefix><name>
+//   &ack=1                  every forwarded frame is answered with ACK to its sender once it was handed
+//                           on: written to a local socket, or published to Redis (W7's call setups)
 //   ?sub=<topic>            subscribed to <topic> (uWS pub/sub)
 //   ?pub=<topic>            every frame from it is app.publish()ed to <topic>
 // Every socket gets one small frame on open (like Switchboard's welcome), so
@@ -48,12 +50,16 @@ const prefix = arg('prefix', 'raw:');
 const corked = !args.includes('--uncorked');
 
 const WELCOME = '{"type":"welcome"}';
+// What Switchboard answers a message with an `id` once it was handed to the recipient's node (SPEC §3.2).
+const ACK = '{"type":"ack"}';
 const sockets = new Map();
 const app = uWS.App();
 
 let pub;
 let sub;
 let pending = new Map();
+/** Senders (with `ack=1`) of the frames in `pending`, one entry per frame: acked once the publish returns. */
+let pendingAcks = [];
 let flushScheduled = false;
 
 function encodeBatch(messages) {
@@ -65,17 +71,31 @@ function encodeBatch(messages) {
 function flush() {
   flushScheduled = false;
   const batches = pending;
+  const acks = pendingAcks;
   pending = new Map();
+  pendingAcks = [];
   const args = [];
+  let published;
   if (clusterNodes !== '') {
-    for (const [to, messages] of batches) pub.spublish(prefix + to, encodeBatch(messages)).catch((error) => console.error('publish failed', error));
-    return;
+    published = Promise.all([...batches].map(([to, messages]) => pub.spublish(prefix + to, encodeBatch(messages))));
+  } else {
+    for (const [to, messages] of batches) args.push(prefix + to, encodeBatch(messages));
+    published = pub.publishBatches(...args);
   }
-  for (const [to, messages] of batches) args.push(prefix + to, encodeBatch(messages));
-  pub.publishBatches(...args).catch((error) => console.error('publish failed', error));
+  published.then(
+    () => acks.forEach(ackSender),
+    (error) => console.error('publish failed', error),
+  );
 }
 
-function publishRemote(to, text) {
+// A closed uWS socket may not be touched: its user data (kept here) says whether it still is open.
+function ackSender({ ws, data }) {
+  if (!data.closed) send(ws, ACK);
+}
+
+function publishRemote(to, text, sender) {
+  const data = sender.getUserData();
+  if (data.ack) pendingAcks.push({ ws: sender, data });
   let list = pending.get(to);
   if (list === undefined) pending.set(to, (list = []));
   list.push(text);
@@ -143,7 +163,7 @@ app.ws('/ws', {
   upgrade: (res, req, context) => {
     const q = new URLSearchParams(req.getQuery() ?? '');
     res.upgrade(
-      { id: q.get('id') ?? '', to: q.get('to') ?? '', sub: q.get('sub') ?? '', pub: q.get('pub') ?? '' },
+      { id: q.get('id') ?? '', to: q.get('to') ?? '', sub: q.get('sub') ?? '', pub: q.get('pub') ?? '', ack: q.get('ack') === '1' },
       req.getHeader('sec-websocket-key'),
       req.getHeader('sec-websocket-protocol'),
       req.getHeader('sec-websocket-extensions'),
@@ -170,7 +190,9 @@ app.ws('/ws', {
     if (target !== undefined && !corked) target.send(message, isBinary);
     // The message buffer is only borrowed: decode it now (the bench sends text frames only).
     else if (target !== undefined) send(target, utf8.decode(message));
-    else if (pub !== undefined) publishRemote(data.to, utf8.decode(message));
+    else if (pub !== undefined) return void publishRemote(data.to, utf8.decode(message), ws);
+    else return;
+    if (data.ack) send(ws, ACK);
   },
   close: (ws) => {
     const data = ws.getUserData();

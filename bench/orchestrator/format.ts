@@ -19,6 +19,7 @@ export function fmt(value: number, unit: MetricSpec['unit']): string {
 
 export function describe(m: Measurement): string {
   const parts: string[] = [];
+  if (typeof m.setups_per_s === 'number') parts.push(`${fmt(m.setups_per_s, 'setup/s')} setups/s`);
   if (typeof m.msgs_per_s === 'number') parts.push(`${fmt(m.msgs_per_s, 'msg/s')} msg/s`);
   if (typeof m.req_per_s === 'number') parts.push(`${fmt(m.req_per_s, 'req/s')} req/s`);
   if (typeof m.mb_per_s === 'number') parts.push(`${fmt(m.mb_per_s, 'MB/s')} MB/s`);
@@ -37,6 +38,7 @@ export function describe(m: Measurement): string {
   if (typeof m.redis_cpu === 'number') parts.push(`redis cpu ${m.redis_cpu.toFixed(2)}`);
   if (typeof m.loadgen_cpu === 'number') parts.push(`loadgen cpu ${m.loadgen_cpu.toFixed(2)}`);
   if (typeof m.lost === 'number' && m.lost > 0) parts.push(`lost ${m.lost}`);
+  if (typeof m.setups_failed === 'number' && m.setups_failed > 0) parts.push(`setups failed ${m.setups_failed}`);
   if (typeof m.errors === 'number' && m.errors > 0) parts.push(`errors ${m.errors} (${String(m.first_error)})`);
   return parts.join(', ');
 }

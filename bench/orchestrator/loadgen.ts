@@ -46,8 +46,54 @@ export async function runLoadgen(args: string[], servers: Server[], timeoutS: nu
   return m;
 }
 
+export interface IdleConnections {
+  /** loadgen's ready line: `ready` sockets, `setup_s` to open them all. */
+  ready: Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens `count` idle authenticated connections (loadgen `idle`, users i<indexBase>… on), spread over
+ * `sources` client addresses, and holds them until close() (or loadgen's own hold limit).
+ */
+export async function holdIdleConnections(
+  server: Server,
+  system: SystemName,
+  tokens: TokenFiles,
+  count: number,
+  options: { sources: number; indexBase?: number },
+): Promise<IdleConnections> {
+  const args = [
+    ...['--mode', 'idle', '--port', String(server.port), '--count', String(count), '--sources', String(options.sources)],
+    ...['--index-base', String(options.indexBase ?? 0), '--hold-s', '300', '--setup-timeout', '90'],
+    ...protocolArgs(system, 'idle', tokens),
+  ];
+  const child = new Child('loadgen-idle', LOADGEN, args, { PATH: process.env.PATH }, 'pipe');
+  const close = async () => {
+    child.proc.stdin?.end(); // loadgen exits when its stdin closes; its sockets close with it
+    const timer = setTimeout(() => child.proc.kill('SIGKILL'), 10_000);
+    await child.exited;
+    clearTimeout(timer);
+  };
+  try {
+    const ready = await child.waitFor(
+      (line) => {
+        const rec = parseJson(line);
+        if (typeof rec?.error === 'string') throw new Error(`loadgen: ${rec.error}`);
+        return typeof rec?.ready === 'number' ? rec : undefined;
+      },
+      100_000,
+      'ready line',
+    );
+    return { ready, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
 /** loadgen arguments that make it speak each system's protocol. */
-export function protocolArgs(system: SystemName, kind: 'relay' | 'fanout' | 'idle' | 'connect', t: TokenFiles): string[] {
+export function protocolArgs(system: SystemName, kind: 'relay' | 'fanout' | 'idle' | 'connect' | 'setup', t: TokenFiles): string[] {
   if (system === 'raw') {
     switch (kind) {
       case 'relay':
@@ -58,6 +104,8 @@ export function protocolArgs(system: SystemName, kind: 'relay' | 'fanout' | 'idl
         return ['--recv-path', '/ws?id=i{i}'];
       case 'connect':
         return ['--recv-path', '/ws'];
+      case 'setup': // frames are forwarded unchanged; `ack=1` answers each with an ack once handed on
+        return ['--recv-path', '/ws?id=e{i}&to=c{i}&ack=1', '--send-path', '/ws?id=c{i}&to=e{i}&ack=1', '--marker', ''];
     }
   }
   const tokenPath = '/ws?token={tok}';
@@ -74,7 +122,18 @@ export function protocolArgs(system: SystemName, kind: 'relay' | 'fanout' | 'idl
         ...['--send-fmt', '{"type":"publish","room":"bench","payload":"{p}"}', '--marker', '"payload":"'],
       ];
     case 'idle':
-    case 'connect':
       return ['--recv-path', tokenPath, '--recv-tokens', t.idle];
+    case 'connect':
+      return ['--recv-path', tokenPath, '--recv-tokens', t.connect];
+    case 'setup': {
+      // Caller c<i> and callee e<i>: SPEC §3.2's signaling types, each with an id so that it is acknowledged.
+      const frame = (type: string, to: string, id: string) => `{"type":"${type}","to":"${to}{i}","id":"${id}","payload":"{p}"}`;
+      return [
+        ...['--recv-path', tokenPath, '--recv-tokens', t.callees, '--send-path', tokenPath, '--send-tokens', t.callers],
+        ...['--offer-fmt', frame('offer', 'e', 'o'), '--cand-fmt', frame('candidate', 'e', 'c')],
+        ...['--answer-fmt', frame('answer', 'c', 'a'), '--cand-back-fmt', frame('candidate', 'c', 'c')],
+        ...['--marker', '"payload":"', '--ack-marker', '"type":"ack"'],
+      ];
+    }
   }
 }

@@ -4,7 +4,7 @@
 // report, so none of those needs another's module for a type.
 import type { Measurement } from './loadgen';
 import type { Options } from './options';
-import type { Deployment, SystemName, Topology } from './systems';
+import type { Deployment, Launch, SystemName, Topology } from './systems';
 import type { TokenFiles } from './tokens';
 
 /**
@@ -20,7 +20,7 @@ export type Target =
 export interface MetricSpec {
   key: string;
   label: string;
-  unit: 'msg/s' | 'µs' | 'B' | 'conn/s' | 'req/s' | 'MB/s' | 'MiB';
+  unit: 'msg/s' | 'µs' | 'B' | 'conn/s' | 'req/s' | 'MB/s' | 'MiB' | 'setup/s';
   target?: Target;
 }
 
@@ -36,6 +36,8 @@ export interface Workload {
   title: string;
   params: Record<string, number | string>;
   metrics: MetricSpec[];
+  /** How Switchboard's nodes are started (default `bench`); honoured by groups that deploy per measurement. */
+  launch?: Launch;
   measure(d: Deployment, ctx: RoundContext): Promise<Measurement>;
 }
 

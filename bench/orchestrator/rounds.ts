@@ -31,7 +31,7 @@ export async function runGroup(group: Group, o: Options, tokens: TokenFiles, log
     if (group.freshPerMeasurement) {
       for (const w of group.workloads)
         for (const system of SYSTEMS) {
-          const d = await deploy(system, group.topology);
+          const d = await deploy(system, group.topology, w.launch);
           try {
             await measure(w, d);
           } finally {

@@ -48,7 +48,22 @@ export async function stopRedis(): Promise<void> {
   await stopping?.child.stop();
 }
 
-export async function startSwitchboard(name: string, redisUrl?: string, nodeArgs: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<Server> {
+/**
+ * How a node is started. `bench`: `node <NODE_FLAGS> <bin> serve`, with room for more Node flags (profiles).
+ * As users start it (W4 measures both): `binary` runs `<bin> serve` itself, as the installed `switchboard`
+ * command does (its shebang carries NODE_FLAGS); `image` runs `node <bin> serve` with NODE_FLAGS in
+ * NODE_OPTIONS, as the Dockerfile's ENTRYPOINT and ENV and the k8s Deployment (which keeps that
+ * entrypoint and sets the same NODE_OPTIONS) do.
+ */
+export type Launch = 'bench' | 'binary' | 'image';
+
+export async function startSwitchboard(
+  name: string,
+  redisUrl?: string,
+  nodeArgs: string[] = [],
+  extraEnv: NodeJS.ProcessEnv = {},
+  launch: Launch = 'bench',
+): Promise<Server> {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -68,6 +83,11 @@ export async function startSwitchboard(name: string, redisUrl?: string, nodeArgs
     ...extraEnv,
   };
   // The flags it is deployed with (src/cli/node-flags.ts), so the bench measures what runs in production.
+  if (launch === 'binary') return listening(name, new Child(name, SWITCHBOARD_CLI, ['serve'], env), 'switchboard listening');
+  if (launch === 'image') {
+    const imageEnv = { ...env, NODE_OPTIONS: NODE_FLAGS.join(' ') };
+    return listening(name, new Child(name, process.execPath, [SWITCHBOARD_CLI, 'serve'], imageEnv), 'switchboard listening');
+  }
   const args = [...NODE_FLAGS, ...nodeArgs, SWITCHBOARD_CLI, 'serve'];
   return listening(name, new Child(name, process.execPath, args, env), 'switchboard listening');
 }
@@ -99,13 +119,13 @@ async function listening(name: string, child: Child, msg: string): Promise<Serve
 
 export type Topology = 'single' | 'two-node' | 'two-node-cluster';
 
-export async function deploy(system: SystemName, topology: Topology): Promise<Deployment> {
+export async function deploy(system: SystemName, topology: Topology, launch: Launch = 'bench'): Promise<Deployment> {
   const redisUrl = topology === 'two-node' ? await ensureRedis() : undefined;
   const clusterNodes = topology === 'two-node-cluster' ? await ensureRedisCluster() : undefined;
   const start = (name: string) =>
     system === 'raw'
       ? startRaw(name, redisUrl, clusterNodes)
-      : startSwitchboard(name, redisUrl, [], clusterNodes === undefined ? {} : { REDIS_CLUSTER_NODES: clusterNodes, REDIS_PREFIX: 'bench:' });
+      : startSwitchboard(name, redisUrl, [], clusterNodes === undefined ? {} : { REDIS_CLUSTER_NODES: clusterNodes, REDIS_PREFIX: 'bench:' }, launch);
   const nodes = topology === 'single' ? [await start(`${system}-1`)] : [await start(`${system}-recv`), await start(`${system}-send`)];
   return { system, nodes };
 }

@@ -91,10 +91,20 @@ export abstract class ResumableSession extends ConnectedSession implements Recip
   /** A new session in the replay store; the welcome does not wait for it (a resume in the first moment may hear `expired`). */
   private openInStore(): void {
     if (this.deps.config.RESUME_WINDOW_S <= 0) return;
-    this.claim = this.deps.resumeStore.open(this.session, this.user, this.device).catch((error: unknown) => {
-      this.log.warn({ err: error }, 'could not open the session for resume; it will not be resumable');
-      return undefined;
-    });
+    const opening: Promise<Claim | undefined> = this.deps.resumeStore.open(this.session, this.user, this.device).then(
+      (claim) => {
+        // The settled promise would stay with the session for its whole life (~100 B each); the claim
+        // itself replaces it, unless the session moved on meanwhile (closed, lost its claim).
+        if (this.claim === opening) this.claim = claim;
+        return claim;
+      },
+      (error: unknown) => {
+        this.log.warn({ err: error }, 'could not open the session for resume; it will not be resumable');
+        if (this.claim === opening) this.claim = undefined;
+        return undefined;
+      },
+    );
+    this.claim = opening;
   }
 
   /**
