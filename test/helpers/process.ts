@@ -137,9 +137,11 @@ export function spawnCli(t: TestContext | undefined, env: Record<string, string>
 /**
  * Starts a node (`serve` by default) and resolves once it logged
  * "switchboard listening", with its port. Rejects, with the output, if the
- * process exits first or does not listen within `timeoutMs`.
+ * process exits first or does not listen within `timeoutMs`: a bound on a
+ * hung start, not a timing check — generous, since a node starting beside
+ * several others on a loaded 2-core machine has taken more than 10 s.
  */
-export async function spawnNode(t: TestContext | undefined, env: Record<string, string>, args: string[] = ['serve'], timeoutMs = 10_000): Promise<SpawnedNode> {
+export async function spawnNode(t: TestContext | undefined, env: Record<string, string>, args: string[] = ['serve'], timeoutMs = 30_000): Promise<SpawnedNode> {
   const proc = spawnCli(t, env, args);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
