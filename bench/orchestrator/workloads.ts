@@ -9,6 +9,7 @@ import { protocolArgs, runLoadgen } from './loadgen';
 import type { Options } from './options';
 import type { Group, MetricSpec, OwnRoundsGroup, Workload } from './model';
 import { tunnelGroup } from './tunnel-workloads';
+import { capacityGroups } from './capacity-workloads';
 import { LOADGEN } from './paths';
 import { Child, parseJson, rssBytes, sleep } from './processes';
 
@@ -202,6 +203,7 @@ export function groups(o: Options): (Group | OwnRoundsGroup)[] {
       freshPerMeasurement: false,
       workloads: [100, 1000].flatMap((pairs) => [1, 10].map((window) => relayWorkload('W2C', pairs, window, 64))),
     },
+    ...capacityGroups(o),
     { name: 'W3', title: 'room fan-out', topology: 'single', freshPerMeasurement: true, workloads: [fanoutWorkload(1), fanoutWorkload(10)] },
     { name: 'W4', title: 'memory per idle connection', topology: 'single', freshPerMeasurement: true, workloads: [idleWorkload(o.idleConns)] },
     { name: 'W5', title: 'connection rate', topology: 'single', freshPerMeasurement: false, workloads: [connectWorkload()] },
