@@ -7,11 +7,13 @@ export function fmt(value: number, unit: MetricSpec['unit']): string {
   if (!Number.isFinite(value)) return '—';
   switch (unit) {
     case 'µs':
-      return value >= 10_000 ? `${(value / 1000).toFixed(1)} ms` : value >= 1000 ? `${(value / 1000).toFixed(2)} ms` : `${Math.round(value)} µs`;
+      return value >= 10_000 ? `${(value / 1000).toFixed(1)} ms` : value >= 1000 ? `${(value / 1000).toFixed(2)} ms` : value >= 100 ? `${Math.round(value)} µs` : `${value.toFixed(1)} µs`;
     case 'B':
       return `${Math.round(value).toLocaleString('en-US')} B`;
     case 'MiB':
       return `${value.toFixed(1)} MiB`;
+    case 'count':
+      return value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(2);
     default:
       return value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1);
   }

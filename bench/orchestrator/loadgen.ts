@@ -3,7 +3,8 @@
 // sampled over its measured window.
 import { LOADGEN } from './paths';
 import { Child, cpuSeconds, parseJson } from './processes';
-import { redisPids, type Server, type SystemName } from './systems';
+import { RedisCounters, perMessageFigures } from './redis-counters';
+import { redisEndpoints, redisPids, type Server, type SystemName } from './systems';
 import type { TokenFiles } from './tokens';
 
 export type Measurement = Record<string, number | string>;
@@ -15,6 +16,7 @@ export async function runLoadgen(args: string[], servers: Server[], timeoutS: nu
   let redisCpu0 = NaN;
   let redisCpu = NaN;
   const redisPidList = servers.length > 1 ? redisPids() : [];
+  const redisCounters = servers.length > 1 ? new RedisCounters(redisEndpoints()) : undefined;
   const redisCpuNow = () => redisPidList.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
   let t0 = 0;
   let result: Record<string, unknown> | undefined;
@@ -26,23 +28,27 @@ export async function runLoadgen(args: string[], servers: Server[], timeoutS: nu
       t0 = performance.now();
       cpu0 = servers.map((s) => cpuSeconds(s.child.pid));
       if (redisPidList.length > 0) redisCpu0 = redisCpuNow();
+      redisCounters?.mark();
       onMeasure?.();
     } else {
       const wall = (performance.now() - t0) / 1000;
       serverCpu = servers.map((s, i) => (cpuSeconds(s.child.pid) - (cpu0[i] ?? NaN)) / wall);
       if (redisPidList.length > 0) redisCpu = (redisCpuNow() - redisCpu0) / wall;
+      redisCounters?.mark();
       result = rec;
     }
   });
   const timer = setTimeout(() => child.proc.kill('SIGKILL'), timeoutS * 1000);
   const code = await child.exited;
   clearTimeout(timer);
+  const redisWindow = await redisCounters?.close();
   if (result === undefined) throw new Error(`loadgen exited (${code}) without a result; stderr: ${child.stderr}`);
   if (typeof result.error === 'string') throw new Error(`loadgen: ${result.error}`);
   const m: Measurement = {};
   for (const [k, v] of Object.entries(result)) if (typeof v === 'number' || typeof v === 'string') m[k] = v;
   serverCpu.forEach((cpu, i) => (m[`server_cpu_${i}`] = cpu));
   if (Number.isFinite(redisCpu)) m.redis_cpu = redisCpu;
+  if (servers.length > 1) Object.assign(m, perMessageFigures(m, redisWindow));
   return m;
 }
 

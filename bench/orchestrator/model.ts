@@ -20,7 +20,8 @@ export type Target =
 export interface MetricSpec {
   key: string;
   label: string;
-  unit: 'msg/s' | 'µs' | 'B' | 'conn/s' | 'req/s' | 'MB/s' | 'MiB' | 'setup/s';
+  /** `count`: a plain number, such as Redis commands per message. */
+  unit: 'msg/s' | 'µs' | 'B' | 'conn/s' | 'req/s' | 'MB/s' | 'MiB' | 'setup/s' | 'count';
   target?: Target;
 }
 

@@ -50,6 +50,11 @@ export function redisClusterPids(): number[] {
   return cluster?.children.flatMap((child) => (child.proc.pid === undefined ? [] : [child.proc.pid])) ?? [];
 }
 
+/** The masters' `host:port`, when the cluster runs. */
+export function redisClusterEndpoints(): string[] {
+  return cluster?.nodes.split(',') ?? [];
+}
+
 export async function stopRedisCluster(): Promise<void> {
   const stopping = cluster;
   cluster = undefined;

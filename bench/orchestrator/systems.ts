@@ -4,7 +4,7 @@
 import { NODE_FLAGS } from '../../src/cli/node-flags';
 import { Child, freePort, parseJson } from './processes';
 import { HOST, RAW_RELAY, SWITCHBOARD_CLI } from './paths';
-import { ensureRedisCluster, redisClusterPids } from './redis-cluster';
+import { ensureRedisCluster, redisClusterEndpoints, redisClusterPids } from './redis-cluster';
 import { JWT_SECRET } from './tokens';
 
 export type SystemName = 'raw' | 'switchboard';
@@ -36,9 +36,22 @@ export async function ensureRedis(): Promise<string> {
   return redis.url;
 }
 
+/** A redis-server of its own on a free port (not the shared one: nothing else's keys in it), stopped by the caller. */
+export async function startPrivateRedis(): Promise<{ url: string; child: Child }> {
+  const port = await freePort();
+  const child = new Child('redis-private', 'redis-server', ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no'], { PATH: process.env.PATH });
+  await child.waitFor((line) => (line.includes('Ready to accept connections') ? true : undefined), 10_000, 'ready line');
+  return { url: `redis://${HOST}:${port}`, child };
+}
+
 /** The PIDs of the Redis servers running (the shared one, the cluster's masters), for CPU sampling. */
 export function redisPids(): number[] {
   return [...(redis?.child.pid === undefined ? [] : [redis.child.pid]), ...redisClusterPids()];
+}
+
+/** `host:port` of the same Redis servers, in the same order, for their INFO counters (redis-counters.ts). */
+export function redisEndpoints(): string[] {
+  return [...(redis === undefined ? [] : [redis.url.replace(/^redis:\/\//, '')]), ...redisClusterEndpoints()];
 }
 
 /** Stops the shared redis-server; a later ensureRedis() starts a new one (the W6 profile runs after the groups). */
@@ -98,7 +111,7 @@ export function useUncorkedBaseline(): void {
   rawRelayFlags = ['--uncorked'];
 }
 
-async function startRaw(name: string, redisUrl?: string, clusterNodes?: string): Promise<Server> {
+export async function startRaw(name: string, redisUrl?: string, clusterNodes?: string): Promise<Server> {
   const redisArgs = clusterNodes !== undefined ? ['--redis-cluster', clusterNodes] : redisUrl !== undefined ? ['--redis', redisUrl] : [];
   const args = [RAW_RELAY, '--host', HOST, '--port', '0', ...redisArgs, ...(redisArgs.length > 0 ? ['--prefix', 'raw:'] : []), ...rawRelayFlags];
   return listening(name, new Child(name, process.execPath, args, { PATH: process.env.PATH, HOME: process.env.HOME }), 'raw listening');

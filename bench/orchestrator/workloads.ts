@@ -10,6 +10,7 @@ import type { Options } from './options';
 import type { Group, MetricSpec, OwnRoundsGroup, Workload } from './model';
 import { callSetupGroup } from './setup-workload';
 import { tunnelGroup } from './tunnel-workloads';
+import { capacityGroups } from './capacity-workloads';
 import { rssBytes, sleep } from './processes';
 
 const LATENCY: MetricSpec[] = [
@@ -189,6 +190,7 @@ export function groups(o: Options): (Group | OwnRoundsGroup)[] {
       freshPerMeasurement: false,
       workloads: [100, 1000].flatMap((pairs) => [1, 10].map((window) => relayWorkload('W2C', pairs, window, 64))),
     },
+    ...capacityGroups(o),
     { name: 'W3', title: 'room fan-out', topology: 'single', freshPerMeasurement: true, workloads: [fanoutWorkload(1), fanoutWorkload(10)] },
     { name: 'W4', title: 'memory per idle connection', topology: 'single', freshPerMeasurement: true, workloads: [idleWorkload(o.idleConns, 'binary'), idleWorkload(o.idleConns, 'image')] },
     { name: 'W5', title: 'connection rate', topology: 'single', freshPerMeasurement: false, workloads: [connectWorkload()] },
