@@ -8,6 +8,10 @@ export function fmt(value: number, unit: MetricSpec['unit']): string {
   switch (unit) {
     case 'µs':
       return value >= 10_000 ? `${(value / 1000).toFixed(1)} ms` : value >= 1000 ? `${(value / 1000).toFixed(2)} ms` : `${Math.round(value)} µs`;
+    case 'ms':
+      return value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${Math.round(value)} ms`;
+    case 'count':
+      return Math.round(value).toLocaleString('en-US');
     case 'B':
       return `${Math.round(value).toLocaleString('en-US')} B`;
     case 'MiB':

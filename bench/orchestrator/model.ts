@@ -20,7 +20,7 @@ export type Target =
 export interface MetricSpec {
   key: string;
   label: string;
-  unit: 'msg/s' | 'µs' | 'B' | 'conn/s' | 'req/s' | 'MB/s' | 'MiB';
+  unit: 'msg/s' | 'µs' | 'ms' | 'B' | 'conn/s' | 'req/s' | 'MB/s' | 'MiB' | 'count';
   target?: Target;
 }
 
@@ -48,11 +48,14 @@ export interface Group {
   workloads: Workload[];
 }
 
-/** A group that deploys and alternates its own systems (not baseline/Switchboard) and pairs them into rows itself. */
+/**
+ * A group that deploys its own systems and runs its own rounds: other systems paired into rows
+ * (W6), or Switchboard alone in a deployment of its own (W8). `tokens`: the run's token files.
+ */
 export interface OwnRoundsGroup {
   name: string;
   title: string;
-  run(o: Options, log: (line: string) => void): Promise<WorkloadResult[]>;
+  run(o: Options, log: (line: string) => void, tokens: TokenFiles): Promise<WorkloadResult[]>;
 }
 
 export interface Stat {

@@ -1,4 +1,4 @@
-// The workloads: the groups W1–W6 (what a workload and a group are: model.ts; see
+// The workloads: the groups W1–W8 (what a workload and a group are: model.ts; see
 // "Workloads and targets" in bench/README.md).
 //
 // Workloads are a list of groups; a group says which servers it needs (one
@@ -8,6 +8,7 @@
 import { protocolArgs, runLoadgen } from './loadgen';
 import type { Options } from './options';
 import type { Group, MetricSpec, OwnRoundsGroup, Workload } from './model';
+import { stormGroup } from './storm-workload';
 import { tunnelGroup } from './tunnel-workloads';
 import { LOADGEN } from './paths';
 import { Child, parseJson, rssBytes, sleep } from './processes';
@@ -206,5 +207,6 @@ export function groups(o: Options): (Group | OwnRoundsGroup)[] {
     { name: 'W4', title: 'memory per idle connection', topology: 'single', freshPerMeasurement: true, workloads: [idleWorkload(o.idleConns)] },
     { name: 'W5', title: 'connection rate', topology: 'single', freshPerMeasurement: false, workloads: [connectWorkload()] },
     tunnelGroup(),
+    stormGroup(),
   ];
 }
