@@ -24,6 +24,11 @@
 //            its time runs from the offer sent to that moment. Closed loop (each
 //            pair starts its next setup at once) or, with --rate, R setups/s
 //            started on idle pairs. Reports setups/s and setup-time percentiles.
+//   storm    K sockets on --port (node A) as in idle; prints {"ready":K}. When A
+//            drains (draining frame, then close 1012 at its moment), each
+//            reconnects to --port2 (node B) with the i-th of --reconnect-tokens,
+//            as the client SDK does on 1012; prints one JSON line when all are
+//            back (or lost), then holds them until stdin closes (or --hold-s).
 //
 // The same binary drives every system under test: paths and frames are
 // templates. {i} is the connection's index, {tok} the i-th line of a token
@@ -140,7 +145,7 @@ static void base64(const unsigned char *in, int n, char *out) {
 
 // ── options ───────────────────────────────────────────────────────────────
 
-enum mode { M_RELAY, M_FANOUT, M_IDLE, M_CONNECT, M_SETUP };
+enum mode { M_RELAY, M_FANOUT, M_IDLE, M_CONNECT, M_SETUP, M_STORM };
 
 static struct {
   enum mode mode;
@@ -162,6 +167,10 @@ static struct {
   // setup mode: the frames' templates (caller: offer and candidate; callee: answer and candidate)
   const char *offer_fmt, *cand_fmt, *answer_fmt, *cand_back_fmt, *ack_marker;
   int candidates, cand_size;
+  char **reconnect_tokens;  // storm: the fresh tokens presented to node B
+  int n_reconnect_tokens;
+  int resume;            // storm: present the welcome's session as &resume= on reconnect
+  double storm_timeout;  // storm: seconds from the first draining frame until the clients not back are lost
 } opt;
 
 static char **read_lines(const char *file, int *n) {
@@ -252,7 +261,7 @@ static double hist_pct(double q) {
 // ── connections ───────────────────────────────────────────────────────────
 
 enum state { S_FREE, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_JOINING, S_READY, S_CLOSED };
-enum role { R_RECV, R_SEND, R_MEMBER, R_PUB, R_IDLE, R_CONNECT };
+enum role { R_RECV, R_SEND, R_MEMBER, R_PUB, R_IDLE, R_CONNECT, R_STORM };
 
 typedef struct conn {
   int fd;
@@ -272,6 +281,14 @@ typedef struct conn {
   uint64_t last_progress;
   tpl_t tpl;  // the send template, with {i} expanded
 } conn_t;
+
+// Storm mode's hooks into the shared connection code (see the storm section below).
+static const char *storm_path(conn_t *c);
+static int storm_port(conn_t *c);
+static int storm_frame(conn_t *c, int opcode, const unsigned char *data, size_t len, uint64_t now);
+static int storm_back(conn_t *c, uint64_t now);
+static int storm_retry(conn_t *c, const char *why);
+static void storm_closed(conn_t *c, unsigned code, uint64_t now);
 
 static int ep;
 static conn_t **dirty_list;
@@ -422,6 +439,16 @@ static void conn_close(conn_t *c, int rst) {
 
 static void conn_failed(conn_t *c, const char *why);
 
+// A ready connection closed under us (EOF, reset): counted, or in storm mode the signal to reconnect.
+static void ready_conn_lost(conn_t *c) {
+  if (c->role == R_STORM) {
+    storm_closed(c, 0, now_ns());
+    return;
+  }
+  st.closed_unexpectedly++;
+  conn_close(c, 0);
+}
+
 static void flush(conn_t *c) {
   c->dirty = 0;
   if (c->fd < 0 || c->state == S_CONNECTING) return;
@@ -440,8 +467,7 @@ static void flush(conn_t *c) {
       conn_failed(c, strerror(errno));
       return;
     }
-    st.closed_unexpectedly++;
-    conn_close(c, 0);
+    ready_conn_lost(c);
     return;
   }
   c->woff = c->wlen = 0;
@@ -511,6 +537,7 @@ static uint64_t conn_attempts;
 static const char *path_of(conn_t *c) {
   // Paths are expanded on demand (connect mode cycles through tokens).
   static char *last;
+  if (c->role == R_STORM) return storm_path(c);
   free(last);
   if (c->role == R_SEND || c->role == R_PUB) last = expand(opt.send_path, c->idx, opt.send_tokens, opt.n_send_tokens);
   else {
@@ -521,6 +548,7 @@ static const char *path_of(conn_t *c) {
 }
 
 static int port_of(conn_t *c) {
+  if (c->role == R_STORM) return storm_port(c);
   return (c->role == R_SEND || c->role == R_PUB) ? opt.port2 : opt.port;
 }
 
@@ -534,6 +562,7 @@ static void on_frame(conn_t *c, int opcode, const unsigned char *data, size_t le
     return;
   }
   if (opcode == 10) return;
+  if (c->role == R_STORM && storm_frame(c, opcode, data, len, now)) return;
   if (opcode == 8) {
     if (c->state != S_READY || c->role == R_CONNECT) {
       char why[64];
@@ -631,20 +660,14 @@ static void on_readable(conn_t *c) {
     ssize_t n = recv(c->fd, gbuf + left, GBUF_CAP - left, 0);
     if (n == 0) {
       if (c->state != S_READY || c->role == R_CONNECT) conn_failed(c, "closed by the server before it was ready");
-      else {
-        st.closed_unexpectedly++;
-        conn_close(c, 0);
-      }
+      else ready_conn_lost(c);
       return;
     }
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       if (errno == EINTR) continue;
       if (c->state != S_READY || c->role == R_CONNECT) conn_failed(c, strerror(errno));
-      else {
-        st.closed_unexpectedly++;
-        conn_close(c, 0);
-      }
+      else ready_conn_lost(c);
       return;
     }
     uint64_t now = now_ns();
@@ -685,6 +708,7 @@ static void conn_failed(conn_t *c, const char *why) {
   int was_connecting = c->state != S_READY;
   conn_close(c, c->role == R_CONNECT);
   if (was_connecting && st.connecting > 0) st.connecting--;
+  if (c->role == R_STORM && storm_retry(c, why)) return;
   st.failures++;
   if (c->role == R_CONNECT) {
     open_more();
@@ -825,6 +849,7 @@ static void on_payload(conn_t *c, const unsigned char *data, size_t len, uint64_
 static void on_ready(conn_t *c) {
   c->state = S_READY;
   if (st.connecting > 0) st.connecting--;
+  if (c->role == R_STORM && storm_back(c, now_ns())) return;
   if (c->role == R_CONNECT) {
     if (measuring) st.connects++;
     conn_close(c, 1);
@@ -961,6 +986,251 @@ static double cpu_seconds(void) {
 }
 static double cpu_at_measure;
 
+// ── storm mode: a node drains, its clients reconnect to another ───────────
+//
+// K clients connect to --port (node A) with --recv-tokens, each ready on its
+// first frame (or --ready-marker), as in idle mode. When A drains (SIGTERM,
+// SPEC §6.3), every client gets {"type":"draining","reconnect_after_ms":N} at
+// once and, N ms later, a close 1012. A closed client reconnects to --port2
+// (node B) as the client SDK does on 1012 (src/client/close-policy.ts 'drain',
+// client.ts delayFor): it waits until the draining frame's moment has passed,
+// max(0, drain_at - now), plus a jitter uniform in [0, 250 ms) (the SDK's
+// backoff initialMs 500 × jitter 0.5 × random), and with --resume presents the
+// welcome's session as &resume= (the SDK resumes after 1012). A close without
+// 1012 (EOF, another code) waits the SDK's first backoff delay instead. Unlike
+// the SDK, which keeps a token that is still fresh, the reconnect presents the
+// i-th line of --reconnect-tokens: a new JWT of the same user, as a client
+// whose token provider is asked again (Switchboard caches no verification, so
+// B pays for each). Reconnects are not limited by --concurrency: real clients
+// do not take turns. A reconnect that fails (refused, closed before its
+// welcome) is retried after the SDK's backoff (500 ms × 2^n, jittered down to
+// half) at most STORM_RETRIES times; a client not back then, or not back
+// within --storm-timeout of the first draining frame, is lost.
+//
+// The storm's clock starts at the first draining frame (or the first close,
+// for a drain without one) and stops at the last welcome from B.
+
+#define STORM_RETRIES 5
+#define SDK_JITTER_NS 250000000ull   // initialMs 500 × jitter 0.5
+#define SDK_BACKOFF_NS 500000000ull  // initialMs, doubled per failed attempt
+
+typedef struct {
+  uint64_t drain_at;    // when the draining frame said this client would be closed
+  uint64_t due;         // when its pending reconnect starts
+  uint64_t attempt_at;  // when its current attempt on B started (connect → welcome is its latency)
+  int attempts;         // failed attempts on B
+  char on_b, back, lost, resumed;
+  char session[64];  // the welcome's session on A, URL-encoded
+} storm_client;
+
+static storm_client *storm_clients;
+static int *storm_heap, storm_heap_n;  // pending reconnects, a binary min-heap on due
+static struct {
+  uint64_t t0, last_close, first_reconnect, last_back, done_at;
+  uint64_t failures;
+  int draining_frames, closed_1012, closed_other, back, lost, resumed, dropped_after_back, done;
+  double cpu_at_t0;
+} storm;
+
+static void storm_init(void) {
+  storm_clients = calloc((size_t)n_recv, sizeof(storm_client));
+  storm_heap = calloc((size_t)n_recv, sizeof(int));
+  if (!storm_clients || !storm_heap) die("out of memory");
+  if (opt.n_reconnect_tokens == 0) die("storm mode needs --reconnect-tokens");
+}
+
+static uint64_t due_of(int k) { return storm_clients[storm_heap[k]].due; }
+
+static void heap_swap(int a, int b) {
+  int t = storm_heap[a];
+  storm_heap[a] = storm_heap[b];
+  storm_heap[b] = t;
+}
+
+static void storm_schedule(conn_t *c, uint64_t due) {
+  storm_clients[c->idx].due = due;
+  int k = storm_heap_n++;
+  storm_heap[k] = c->idx;
+  for (; k > 0 && due_of((k - 1) / 2) > due_of(k); k = (k - 1) / 2) heap_swap(k, (k - 1) / 2);
+}
+
+static int storm_pop(void) {
+  int top = storm_heap[0];
+  storm_heap[0] = storm_heap[--storm_heap_n];
+  for (int k = 0;;) {
+    int l = 2 * k + 1, r = l + 1, m = k;
+    if (l < storm_heap_n && due_of(l) < due_of(m)) m = l;
+    if (r < storm_heap_n && due_of(r) < due_of(m)) m = r;
+    if (m == k) break;
+    heap_swap(k, m);
+    k = m;
+  }
+  return top;
+}
+
+static const char *storm_path(conn_t *c) {
+  static char *last;
+  storm_client *s = &storm_clients[c->idx];
+  free(last);
+  if (!s->on_b) return last = expand(opt.recv_path, c->idx, opt.recv_tokens, opt.n_recv_tokens);
+  char *path = expand(opt.recv_path, c->idx, opt.reconnect_tokens, opt.n_reconnect_tokens);
+  if (!opt.resume || !s->session[0]) return last = path;
+  last = xmalloc(strlen(path) + sizeof s->session + 16);
+  sprintf(last, "%s%sresume=%s", path, strchr(path, '?') ? "&" : "?", s->session);
+  free(path);
+  return last;
+}
+
+static int storm_port(conn_t *c) { return storm_clients[c->idx].on_b ? opt.port2 : opt.port; }
+
+// Copies the JSON string after `key` in data into out, percent-encoding what a query may not hold.
+static void json_string_after(const unsigned char *data, size_t len, const char *key, char *out, size_t cap) {
+  size_t kl = strlen(key), o = 0;
+  const unsigned char *p = memmem(data, len, key, kl);
+  out[0] = 0;
+  if (!p) return;
+  for (p += kl; p < data + len && *p != '"' && o + 4 < cap; p++) {
+    if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~')
+      out[o++] = (char)*p;
+    else o += (size_t)snprintf(out + o, cap - o, "%%%02X", *p);
+  }
+  out[o] = 0;
+}
+
+static uint64_t storm_backoff_ns(int attempt) {
+  uint64_t base = SDK_BACKOFF_NS << attempt;
+  return base - (uint64_t)((double)(base / 2) * ((double)rng() / 4294967296.0));
+}
+
+static int storm_frame(conn_t *c, int opcode, const unsigned char *data, size_t len, uint64_t now) {
+  storm_client *s = &storm_clients[c->idx];
+  if (c->state == S_OPEN) {  // the welcome, about to make the client ready: keep its session for --resume
+    if (opcode == 1 && !s->on_b) json_string_after(data, len, "\"session\":\"", s->session, sizeof s->session);
+    if (opcode == 1 && s->on_b) s->resumed = memmem(data, len, "\"resumed\":true", 14) != NULL;
+    return 0;
+  }
+  if (c->state != S_READY) return 0;
+  if (opcode == 8) {
+    storm_closed(c, len >= 2 ? (unsigned)data[0] << 8 | data[1] : 0, now);
+    return 1;
+  }
+  const char *key = "\"reconnect_after_ms\":";
+  const unsigned char *p = memmem(data, len, key, strlen(key));
+  if (opcode == 1 && !s->on_b && p && memmem(data, len, "\"type\":\"draining\"", 17)) {
+    uint64_t ms = 0;
+    for (p += strlen(key); p < data + len && *p >= '0' && *p <= '9'; p++) ms = ms * 10 + (uint64_t)(*p - '0');
+    s->drain_at = now + ms * 1000000ull;
+    storm.draining_frames++;
+    if (!storm.t0) storm.t0 = now, storm.cpu_at_t0 = cpu_seconds();
+  }
+  return 1;  // nothing else a storm client receives matters
+}
+
+static void storm_closed(conn_t *c, unsigned code, uint64_t now) {
+  storm_client *s = &storm_clients[c->idx];
+  conn_close(c, 0);
+  if (s->on_b) {  // back, then closed again: reported, not reconnected
+    storm.dropped_after_back++;
+    return;
+  }
+  if (!storm.t0) storm.t0 = now, storm.cpu_at_t0 = cpu_seconds();
+  storm.last_close = now;
+  s->on_b = 1;
+  uint64_t wait;
+  if (code == 1012) {
+    storm.closed_1012++;
+    wait = (s->drain_at > now ? s->drain_at - now : 0) + (uint64_t)((double)SDK_JITTER_NS * ((double)rng() / 4294967296.0));
+  } else {
+    storm.closed_other++;
+    wait = storm_backoff_ns(0);
+  }
+  storm_schedule(c, now + wait);
+}
+
+// conn_failed's hook: 0 while the client is still being set up on A (the generic retry applies).
+static int storm_retry(conn_t *c, const char *why) {
+  storm_client *s = &storm_clients[c->idx];
+  if (!s->on_b) return 0;
+  storm.failures++;
+  note_error("reconnect failed", (const unsigned char *)why, strlen(why));
+  if (s->attempts >= STORM_RETRIES) {
+    s->lost = 1;
+    storm.lost++;
+    return 1;
+  }
+  storm_schedule(c, now_ns() + storm_backoff_ns(s->attempts++));
+  return 1;
+}
+
+// on_ready's hook: 0 for a client ready on A (the generic count), 1 for one back on B.
+static int storm_back(conn_t *c, uint64_t now) {
+  storm_client *s = &storm_clients[c->idx];
+  if (!s->on_b) return 0;
+  s->back = 1;
+  storm.back++;
+  storm.resumed += s->resumed;
+  storm.last_back = now;
+  // In ms buckets (ns / 10^3 as if µs): a reconnect in a storm can take seconds, past the µs histogram's 1 s.
+  hist_add((now - s->attempt_at) / 1000);
+  return 1;
+}
+
+static void storm_result(uint64_t now) {
+  for (int i = 0; i < n_recv; i++)
+    if (!storm_clients[i].back && !storm_clients[i].lost) {
+      storm_clients[i].lost = 1;
+      storm.lost++;
+    }
+  storm.done = 1;
+  storm.done_at = now;
+  double back_ms = storm.back ? (double)(storm.last_back - storm.t0) / 1e6 : 0;
+  double span_s = storm.back ? (double)(storm.last_back - storm.first_reconnect) / 1e9 : 0;
+  printf("{\"mode\":\"storm\",\"clients\":%d,\"back\":%d,\"lost\":%d,\"failures\":%llu,\"resumed\":%d,\"draining_frames\":%d,"
+         "\"closed_1012\":%d,\"closed_other\":%d,\"dropped_after_back\":%d,\"back_ms\":%.1f,\"closes_ms\":%.1f,"
+         "\"first_reconnect_ms\":%.1f,\"connects_per_s\":%.1f,\"connect_p50_ms\":%.2f,\"connect_p99_ms\":%.2f,"
+         "\"connect_max_ms\":%.2f,\"loadgen_cpu\":%.3f,\"first_error\":\"%s\"}\n",
+         n_recv, storm.back, storm.lost, (unsigned long long)storm.failures, storm.resumed, storm.draining_frames, storm.closed_1012,
+         storm.closed_other, storm.dropped_after_back, back_ms, storm.last_close ? (double)(storm.last_close - storm.t0) / 1e6 : 0,
+         storm.first_reconnect ? (double)(storm.first_reconnect - storm.t0) / 1e6 : 0, span_s > 0 ? storm.back / span_s : 0,
+         hist_pct(0.5), hist_pct(0.99), (double)hist_max_us,
+         (cpu_seconds() - storm.cpu_at_t0) / ((double)(now - storm.t0) / 1e9), first_error);
+  fflush(stdout);
+}
+
+// P_HOLD in storm mode: wait for the drain, start the reconnects that are due, report, then hold.
+// Stdin closing ends it in any phase (before the result: the orchestrator gave up on the run).
+static void storm_tick(uint64_t now) {
+  now = now_ns();  // later than the times stamped while this turn's events were read (unsigned differences below)
+  if (!stdin_open) {
+    phase = P_DONE;
+    return;
+  }
+  if (storm.done) {
+    if ((double)(now - storm.done_at) / 1e9 >= opt.hold_s) phase = P_DONE;
+    return;
+  }
+  if (!storm.t0) {
+    if ((double)(now - t_phase) / 1e9 >= opt.hold_s) die("node A did not drain within --hold-s %.0f s", opt.hold_s);
+    return;
+  }
+  while (storm_heap_n > 0 && due_of(0) <= now) {
+    conn_t *c = &recv_conns[storm_pop()];
+    storm_clients[c->idx].attempt_at = now;
+    if (!storm.first_reconnect) storm.first_reconnect = now;
+    conn_start(c, opt.port2);
+  }
+  if (storm.back + storm.lost >= n_recv || (double)(now - storm.t0) / 1e9 >= opt.storm_timeout) storm_result(now);
+}
+
+// The epoll timeout: the default, or less when a reconnect falls due sooner.
+static int storm_wait_ms(int dflt) {
+  if (opt.mode != M_STORM || storm_heap_n == 0) return dflt;
+  uint64_t now = now_ns(), due = due_of(0);
+  if (due <= now) return 0;
+  uint64_t ms = (due - now + 999999) / 1000000;
+  return ms < (uint64_t)dflt ? (int)ms : dflt;
+}
+
 static void tick(uint64_t now) {
   double since_phase = (double)(now - t_phase) / 1e9;
   switch (phase) {
@@ -970,7 +1240,7 @@ static void tick(uint64_t now) {
             (unsigned long long)st.failures, first_error[0] ? " — " : "", first_error);
       if (opt.mode == M_CONNECT) return;
       if (!opening_send && st.ready >= n_recv) {
-        if (opt.mode == M_IDLE) {
+        if (opt.mode == M_IDLE || opt.mode == M_STORM) {
           phase = P_HOLD;
           t_phase = now;
           printf("{\"ready\":%d,\"setup_s\":%.3f,\"failures\":%llu}\n", st.ready, (double)(now - t_setup_start) / 1e9,
@@ -1020,6 +1290,10 @@ static void tick(uint64_t now) {
       }
       return;
     case P_HOLD:
+      if (opt.mode == M_STORM) {
+        storm_tick(now);
+        return;
+      }
       if (!stdin_open || since_phase >= opt.hold_s) phase = P_DONE;
       return;
     case P_DONE:
@@ -1029,14 +1303,16 @@ static void tick(uint64_t now) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: loadgen --mode relay|fanout|idle|connect|setup --port P [--port2 P2] [--host 127.0.0.1]\n"
+          "usage: loadgen --mode relay|fanout|idle|connect|setup|storm --port P [--port2 P2] [--host 127.0.0.1]\n"
           "  --count N (pairs | members | connections)  --window W  --size BYTES  --rate MSGS_PER_S\n"
           "  --duration S  --warmup S  --settle-ms MS  --hold-s S  --setup-timeout S  --stall-s S\n"
           "  --recv-path TPL  --send-path TPL  --recv-tokens FILE  --send-tokens FILE\n"
           "  --send-fmt TPL  --join-fmt FRAME  --ready-marker STR  --marker STR\n"
           "  --sources X (bind to 127.0.0.1..127.0.0.X)  --concurrency C  --max-inflight N  --index-base B (idle)\n"
           "  setup: --offer-fmt TPL --cand-fmt TPL (caller)  --answer-fmt TPL --cand-back-fmt TPL (callee)\n"
-          "         --candidates K (10)  --cand-size BYTES (200)  --ack-marker STR\n");
+          "         --candidates K (10)  --cand-size BYTES (200)  --ack-marker STR\n"
+
+          "  storm: --reconnect-tokens FILE (fresh tokens for --port2)  --resume  --storm-timeout S\n");
   exit(2);
 }
 
@@ -1054,6 +1330,7 @@ int main(int argc, char **argv) {
   opt.sources = 1;
   opt.concurrency = 256;
   opt.max_inflight = 1000;
+  opt.storm_timeout = 35;  // DRAIN_SPREAD_MS's default 5 s + 30 s
   opt.recv_path = "/ws?id=r{i}";
   opt.send_path = "/ws?id=s{i}&to=r{i}";
   opt.send_fmt = "{p}";
@@ -1072,7 +1349,8 @@ int main(int argc, char **argv) {
       {"ready-marker", 1, 0, 'R'},  {"marker", 1, 0, 'k'},        {"sources", 1, 0, 'x'},       {"concurrency", 1, 0, 'c'},
       {"max-inflight", 1, 0, 'I'},  {"index-base", 1, 0, 'i'},    {"offer-fmt", 1, 0, 'o'},     {"cand-fmt", 1, 0, 'C'},
       {"answer-fmt", 1, 0, 'O'},    {"cand-back-fmt", 1, 0, 'D'}, {"candidates", 1, 0, 'K'},    {"cand-size", 1, 0, 'z'},
-      {"ack-marker", 1, 0, 'Q'},    {0, 0, 0, 0}};
+      {"ack-marker", 1, 0, 'Q'},    {"reconnect-tokens", 1, 0, 'E'}, {"resume", 0, 0, 'U'}, {"storm-timeout", 1, 0, 'Z'},
+      {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (ch) {
@@ -1083,6 +1361,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(optarg, "idle")) opt.mode = M_IDLE;
         else if (!strcmp(optarg, "connect")) opt.mode = M_CONNECT;
         else if (!strcmp(optarg, "setup")) opt.mode = M_SETUP;
+        else if (!strcmp(optarg, "storm")) opt.mode = M_STORM;
         else usage();
         break;
       case 'h': snprintf(opt.host, sizeof opt.host, "%s", optarg); break;
@@ -1117,6 +1396,9 @@ int main(int argc, char **argv) {
       case 'K': opt.candidates = atoi(optarg); break;
       case 'z': opt.cand_size = atoi(optarg); break;
       case 'Q': opt.ack_marker = optarg; break;
+      case 'E': opt.reconnect_tokens = read_lines(optarg, &opt.n_reconnect_tokens); break;
+      case 'U': opt.resume = 1; break;
+      case 'Z': opt.storm_timeout = atof(optarg); break;
       default: usage();
     }
   }
@@ -1146,10 +1428,16 @@ int main(int argc, char **argv) {
     case M_FANOUT: n_recv = opt.count; n_send = 1; break;
     case M_IDLE: n_recv = opt.count; n_send = 0; break;
     case M_CONNECT: n_recv = opt.concurrency; n_send = 0; break;
+    case M_STORM: n_recv = opt.count; n_send = 0; break;
   }
   recv_conns = calloc((size_t)n_recv, sizeof(conn_t));
   send_conns = calloc(n_send ? (size_t)n_send : 1, sizeof(conn_t));
-  enum role rrole = opt.mode == M_RELAY || opt.mode == M_SETUP ? R_RECV : opt.mode == M_FANOUT ? R_MEMBER : opt.mode == M_IDLE ? R_IDLE : R_CONNECT;
+  enum role rrole = opt.mode == M_RELAY || opt.mode == M_SETUP ? R_RECV
+                    : opt.mode == M_FANOUT ? R_MEMBER
+                    : opt.mode == M_IDLE   ? R_IDLE
+                    : opt.mode == M_STORM  ? R_STORM
+                                           : R_CONNECT;
+  if (opt.mode == M_STORM) storm_init();
   for (int i = 0; i < n_recv; i++) recv_conns[i] = (conn_t){.fd = -1, .state = S_FREE, .role = rrole, .idx = i};
   // The send template is split once around {p}: a message is prefix + payload + suffix.
   for (int i = 0; i < n_send; i++) {
@@ -1165,7 +1453,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < opt.count; i++)
       for (int f = 0; f < 4; f++) setup_tpls[4 * i + f] = split_template(fmts[f], i);
   }
-  if (opt.mode == M_IDLE) {
+  if (opt.mode == M_IDLE || opt.mode == M_STORM) {
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
     if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) < 0) stdin_open = 1;  // not pollable (a file): hold until hold_s
@@ -1183,7 +1471,7 @@ int main(int argc, char **argv) {
   struct epoll_event evs[1024];
   while (phase != P_DONE) {
     int timeout = (phase == P_WARM || phase == P_MEASURE || phase == P_SETTLE) ? 1 : 20;
-    int n = epoll_wait(ep, evs, 1024, timeout);
+    int n = epoll_wait(ep, evs, 1024, storm_wait_ms(timeout));
     if (n < 0 && errno != EINTR) die("epoll_wait: %s", strerror(errno));
     now = now_ns();
     for (int i = 0; i < n; i++) {
@@ -1226,7 +1514,7 @@ int main(int argc, char **argv) {
     n_dirty = 0;
   }
 
-  if (opt.mode == M_IDLE) return 0;  // exit closes every socket
+  if (opt.mode == M_IDLE || opt.mode == M_STORM) return 0;  // exit closes every socket (storm printed its result already)
   double secs = (double)(t_measure_end - t_measure_start) / 1e9;
   double cpu = (cpu_seconds() - cpu_at_measure) / secs;
   if (opt.mode == M_SETUP) {

@@ -48,7 +48,7 @@ async function main(): Promise<void> {
 
   const results: WorkloadResult[] = [];
   try {
-    for (const group of selected) results.push(...(await ('run' in group ? group.run(o, log) : runGroup(group, o, tokens, log))));
+    for (const group of selected) results.push(...(await ('run' in group ? group.run(o, log, tokens) : runGroup(group, o, tokens, log))));
   } finally {
     await Promise.all([stopRedis(), stopRedisCluster()]);
   }

@@ -8,12 +8,14 @@ export function fmt(value: number, unit: MetricSpec['unit']): string {
   switch (unit) {
     case 'µs':
       return value >= 10_000 ? `${(value / 1000).toFixed(1)} ms` : value >= 1000 ? `${(value / 1000).toFixed(2)} ms` : value >= 100 ? `${Math.round(value)} µs` : `${value.toFixed(1)} µs`;
+    case 'ms':
+      return value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${Math.round(value)} ms`;
+    case 'count':
+      return Number.isInteger(value) ? value.toLocaleString('en-US') : value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(2);
     case 'B':
       return `${Math.round(value).toLocaleString('en-US')} B`;
     case 'MiB':
       return `${value.toFixed(1)} MiB`;
-    case 'count':
-      return value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(2);
     default:
       return value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1);
   }

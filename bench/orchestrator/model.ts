@@ -20,8 +20,8 @@ export type Target =
 export interface MetricSpec {
   key: string;
   label: string;
-  /** `count`: a plain number, such as Redis commands per message. */
-  unit: 'msg/s' | 'µs' | 'B' | 'conn/s' | 'req/s' | 'MB/s' | 'MiB' | 'setup/s' | 'count';
+  /** `count`: a plain number, such as Redis commands per message or clients lost. */
+  unit: 'msg/s' | 'µs' | 'ms' | 'B' | 'conn/s' | 'req/s' | 'MB/s' | 'MiB' | 'setup/s' | 'count';
   target?: Target;
 }
 
@@ -51,11 +51,14 @@ export interface Group {
   workloads: Workload[];
 }
 
-/** A group that deploys and alternates its own systems (not baseline/Switchboard) and pairs them into rows itself. */
+/**
+ * A group that deploys its own systems and runs its own rounds: other systems paired into rows
+ * (W6), or Switchboard alone in a deployment of its own (W8). `tokens`: the run's token files.
+ */
 export interface OwnRoundsGroup {
   name: string;
   title: string;
-  run(o: Options, log: (line: string) => void): Promise<WorkloadResult[]>;
+  run(o: Options, log: (line: string) => void, tokens: TokenFiles): Promise<WorkloadResult[]>;
 }
 
 export interface Stat {

@@ -22,6 +22,8 @@ export interface Options {
   w6DurationS: number;
   /** The raw relay writes each frame at once, as in the first round (for comparison; corked per turn by default). */
   uncorkedBaseline: boolean;
+  /** W8: clients on the drained node, all reconnecting to the other. */
+  stormClients: number;
 }
 
 export function parseOptions(argv: string[]): Options {
@@ -53,5 +55,6 @@ export function parseOptions(argv: string[]): Options {
     w6WarmupS: 1,
     w6DurationS: Math.max(1, Math.round(Number(value('w6-duration') ?? (quick ? 2 : 5)))),
     uncorkedBaseline: argv.includes('--uncorked-baseline'),
+    stormClients: Number(value('storm-clients') ?? 10_000),
   };
 }

@@ -81,9 +81,11 @@ function markdown(results: WorkloadResult[], meta: Record<string, unknown>, m: R
     for (const x of r.metrics) {
       const ran = (system: (typeof SYSTEMS)[number]) => r.runs[system].some((m) => !('failed' in m));
       const unit = x.unit as MetricSpec['unit'];
+      // A workload with no runs of a system at all (W8: the baseline has no drain) shows "—", not "failed".
+      const cell = (system: (typeof SYSTEMS)[number], s: Stat | undefined) => (r.runs[system].length === 0 ? '—' : fmtStat(s, unit, ran(system)));
       const met = x.met === undefined ? '' : x.met ? 'yes' : '**no**';
       lines.push(
-        `| ${r.title} | ${x.label} | ${fmtStat(x.baseline, unit, ran('raw'))} | ${fmtStat(x.switchboard, unit, ran('switchboard'))} | ${x.ratio === undefined ? '—' : `${x.ratio.toFixed(2)}×`} | ${targetText(x.target, unit)} | ${met} |`,
+        `| ${r.title} | ${x.label} | ${cell('raw', x.baseline)} | ${cell('switchboard', x.switchboard)} | ${x.ratio === undefined ? '—' : `${x.ratio.toFixed(2)}×`} | ${targetText(x.target, unit)} | ${met} |`,
       );
     }
   lines.push(
@@ -100,6 +102,7 @@ function markdown(results: WorkloadResult[], meta: Record<string, unknown>, m: R
   );
   for (const r of results)
     for (const system of SYSTEMS) {
+      if (r.runs[system].length === 0) continue; // not measured on this system (W8: Switchboard only)
       const ok = r.runs[system].filter((m): m is Measurement => !('failed' in m));
       const num = (key: string) => ok.flatMap((m) => (typeof m[key] === 'number' ? [m[key]] : []));
       const cpu = [0, 1]

@@ -1,18 +1,15 @@
 // Tokens: Switchboard needs a JWT per connection. HS256 with a secret made for
 // this run; one file of tokens per role, one token a line, read by loadgen.
-//
-// The bench needs about 100,000 of them per run: signed with node:crypto
-// directly (a few µs each) rather than jsonwebtoken.sign (about half a
-// millisecond each here, most of a minute per run). The first token of every
-// file is checked with jsonwebtoken.verify, pinned to HS256 as Switchboard
-// verifies, so a token the server would refuse fails the bench at once.
-import { createHmac, randomBytes } from 'node:crypto';
+import { createSecretKey, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import { TOKENS } from './paths';
 
 export const JWT_SECRET = randomBytes(48).toString('base64');
+// Signed with a KeyObject (the server's own key, src/auth/keys.ts): with the string secret
+// jsonwebtoken rebuilds the key for every token (~0.6 ms each here, against ~25 µs).
+const SIGNING_KEY = createSecretKey(Buffer.from(JWT_SECRET, 'utf8'));
 
 export interface TokenFiles {
   recv: string;
@@ -30,22 +27,17 @@ export interface TokenFiles {
 /** W5's connects in one run (warm-up and measured window) stay below this many at ≈ 25,000 connects/s. */
 const CONNECT_TOKENS = 80_000;
 
-export function writeTokens(idleCount: number): TokenFiles {
+/** Writes one token per user (extra claims on each, such as a `jti`) to TOKENS/file; returns its path. */
+function writeTokenFile(file: string, users: string[], claims: () => Record<string, string> = () => ({})): string {
   mkdirSync(TOKENS, { recursive: true });
-  const header = base64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
-  const iat = Math.floor(Date.now() / 1000);
-  const sign = (user: string) => {
-    const body = `${header}.${base64url(JSON.stringify({ sub: user, device_id: 'd', iat, exp: iat + 6 * 3600 }))}`;
-    return `${body}.${createHmac('sha256', JWT_SECRET).update(body).digest('base64url')}`;
-  };
-  const write = (file: string, users: string[]) => {
-    const full = path.join(TOKENS, file);
-    const lines = users.map(sign);
-    const first = lines[0];
-    if (first !== undefined) jwt.verify(first, JWT_SECRET, { algorithms: ['HS256'] });
-    writeFileSync(full, `${lines.join('\n')}\n`);
-    return full;
-  };
+  const full = path.join(TOKENS, file);
+  const lines = users.map((user) => jwt.sign({ sub: user, device_id: 'd', ...claims() }, SIGNING_KEY, { algorithm: 'HS256', expiresIn: '6h' }));
+  writeFileSync(full, `${lines.join('\n')}\n`);
+  return full;
+}
+
+export function writeTokens(idleCount: number): TokenFiles {
+  const write = (file: string, users: string[]) => writeTokenFile(file, users);
   const range = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
   return {
     recv: write('recv.txt', range('r', 1000)),
@@ -59,6 +51,15 @@ export function writeTokens(idleCount: number): TokenFiles {
   };
 }
 
-function base64url(text: string): string {
-  return Buffer.from(text).toString('base64url');
+/**
+ * W8's clients (users w0…): the tokens they first connect with, and fresh ones for the same
+ * users that they present on reconnecting after the drain (other strings: a `jti` each, as a
+ * token provider asked again would mint). Written only when W8 runs.
+ */
+export function writeStormTokens(count: number): { first: string; reconnect: string } {
+  const users = Array.from({ length: count }, (_, i) => `w${i}`);
+  return {
+    first: writeTokenFile('storm.txt', users),
+    reconnect: writeTokenFile('storm-reconnect.txt', users, () => ({ jti: randomUUID() })),
+  };
 }

@@ -1,4 +1,4 @@
-// The workloads: the groups W1–W7 (what a workload and a group are: model.ts; see
+// The workloads: the groups W1–W8 (what a workload and a group are: model.ts; see
 // "Workloads and targets" in bench/README.md).
 //
 // Workloads are a list of groups; a group says which servers it needs (one
@@ -9,6 +9,7 @@ import { holdIdleConnections, protocolArgs, runLoadgen } from './loadgen';
 import type { Options } from './options';
 import type { Group, MetricSpec, OwnRoundsGroup, Workload } from './model';
 import { callSetupGroup } from './setup-workload';
+import { stormGroup } from './storm-workload';
 import { tunnelGroup } from './tunnel-workloads';
 import { capacityGroups } from './capacity-workloads';
 import { rssBytes, sleep } from './processes';
@@ -196,5 +197,6 @@ export function groups(o: Options): (Group | OwnRoundsGroup)[] {
     { name: 'W5', title: 'connection rate', topology: 'single', freshPerMeasurement: false, workloads: [connectWorkload()] },
     callSetupGroup(),
     tunnelGroup(),
+    stormGroup(),
   ];
 }
