@@ -6,8 +6,9 @@ import { Child, cpuSeconds, parseJson } from './processes';
 import { RedisCounters, perMessageFigures } from './redis-counters';
 import { redisEndpoints, redisPids, type Server, type SystemName } from './systems';
 import type { TokenFiles } from './tokens';
+import type { Measurement } from './model';
 
-export type Measurement = Record<string, number | string>;
+export type { Measurement };
 
 /** Runs loadgen to completion; samples the servers' CPU between its "measure" line and its result line. */
 export async function runLoadgen(args: string[], servers: Server[], timeoutS: number, onMeasure?: () => void): Promise<Measurement> {

@@ -2,10 +2,12 @@
 // a group of workloads yields. Types only, shared by the workload
 // definitions (workloads.ts, tunnel-workloads.ts), the statistics and the
 // report, so none of those needs another's module for a type.
-import type { Measurement } from './loadgen';
 import type { Options } from './options';
 import type { Deployment, Launch, SystemName, Topology } from './systems';
 import type { TokenFiles } from './tokens';
+
+/** One run's figures, as loadgen (or a workload's own measuring) reports them. */
+export type Measurement = Record<string, number | string>;
 
 /**
  * `ratio`: switchboard/baseline of the medians must be ≥ min. `ratioAtMost`: … ≤ max (latency).

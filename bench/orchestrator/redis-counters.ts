@@ -18,7 +18,7 @@
 // out again: the first one's command and reply and the second one's request
 // fall inside the window.
 import Redis from 'ioredis';
-import type { Measurement } from './loadgen';
+import type { Measurement } from './model';
 
 const SECTIONS = ['stats', 'commandstats', 'memory'];
 /** The INFO request as RESP puts it on the wire (counted in total_net_input_bytes). */
