@@ -21,11 +21,11 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { protocolArgs, runLoadgen, type Measurement } from './loadgen';
+import { holdIdleConnections, protocolArgs, runLoadgen, type Measurement } from './loadgen';
 import type { Group, MetricSpec, RoundContext, Workload } from './model';
 import type { Options } from './options';
-import { LOADGEN, ROOT } from './paths';
-import { Child, cpuSeconds, parseJson, rssBytes, sleep } from './processes';
+import { ROOT } from './paths';
+import { Child, cpuSeconds, rssBytes, sleep } from './processes';
 import { RedisCounters } from './redis-counters';
 import { ensureRedisCluster } from './redis-cluster';
 import { ensureRedis, redisEndpoints, redisPids, startPrivateRedis, startRaw, startSwitchboard, type Server, type SystemName } from './systems';
@@ -116,22 +116,9 @@ async function measureIdle(node: Server, redisUrl: string, redisPid: number, sys
   const rss0 = rssBytes(pid);
   const cpu0 = cpuSeconds(pid);
   counters.mark();
-  const args = [
-    ...['--mode', 'idle', '--port', String(node.port), '--count', String(conns), '--sources', String(ctx.options.idleSources)],
-    ...['--hold-s', '120', '--setup-timeout', '90'],
-    ...protocolArgs(system, 'idle', ctx.tokens),
-  ];
-  const child = new Child('loadgen-idle', LOADGEN, args, { PATH: process.env.PATH }, 'pipe');
+  const idle = await holdIdleConnections(node, system, ctx.tokens, conns, { sources: ctx.options.idleSources });
   try {
-    const ready = await child.waitFor(
-      (line) => {
-        const rec = parseJson(line);
-        if (typeof rec?.error === 'string') throw new Error(`loadgen: ${rec.error}`);
-        return typeof rec?.ready === 'number' ? rec : undefined;
-      },
-      100_000,
-      'ready line',
-    );
+    const ready = idle.ready;
     // Registration in Redis may finish a moment after the welcome frames.
     await sleep(500);
     const cpu1 = cpuSeconds(pid);
@@ -143,7 +130,7 @@ async function measureIdle(node: Server, redisUrl: string, redisPid: number, sys
     const idleS = (performance.now() - t1) / 1000;
     counters.mark();
     const rss2 = rssBytes(pid);
-    const [setup, idle] = await counters.closeWindows();
+    const [setup, idleWindow] = await counters.closeWindows();
     const m: Measurement = {
       rss_per_conn: (rss2 - rss0) / conns,
       rss_before_mb: rss0 / 2 ** 20,
@@ -154,21 +141,18 @@ async function measureIdle(node: Server, redisUrl: string, redisPid: number, sys
       setup_s: Number(ready.setup_s),
       connects_per_s_setup: conns / Number(ready.setup_s),
     };
-    if (setup !== undefined && idle !== undefined) {
-      m.redis_mem_per_conn = (setup.usedMemoryDelta + idle.usedMemoryDelta) / conns;
+    if (setup !== undefined && idleWindow !== undefined) {
+      m.redis_mem_per_conn = (setup.usedMemoryDelta + idleWindow.usedMemoryDelta) / conns;
       m.redis_cmds_per_connect = setup.commands / conns;
       m.redis_in_bytes_per_connect = setup.netIn / conns;
       m.redis_out_bytes_per_connect = setup.netOut / conns;
-      m.redis_cmds_per_s_idle = idle.commands / idle.seconds;
-      m.redis_calls_per_s_idle = [...idle.calls].filter(([, n]) => n > 0).map(([name, n]) => `${name} ${(n / idle.seconds).toFixed(1)}`).join(', ');
+      m.redis_cmds_per_s_idle = idleWindow.commands / idleWindow.seconds;
+      m.redis_calls_per_s_idle = [...idleWindow.calls].filter(([, n]) => n > 0).map(([name, n]) => `${name} ${(n / idleWindow.seconds).toFixed(1)}`).join(', ');
       m.redis_calls_per_connect = [...setup.calls].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).map(([name, n]) => `${name} ${(n / conns).toFixed(2)}`).join(', ');
     }
     return m;
   } finally {
-    child.proc.stdin?.end();
-    const timer = setTimeout(() => child.proc.kill('SIGKILL'), 10_000);
-    await child.exited;
-    clearTimeout(timer);
+    await idle.close();
   }
 }
 
